@@ -1,0 +1,194 @@
+"""pymysql sessions: connect with timeouts, run statements, quote identifiers, pick the dialect.
+
+Statements carry their parameters separately (pymysql escapes them client-side), so a password in a
+CHANGE MASTER never appears in a log line: only `Statement.sql`, with its placeholders, is logged.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+from pydantic import SecretStr
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from migrate import log
+from migrate.errors import MigrateError
+
+
+class DatabaseError(MigrateError):
+    def __init__(self, message: str, *, code: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement and its parameters, kept apart so the parameters never reach a log."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+    secret_params: frozenset[int] = field(default_factory=frozenset)
+
+    def shown(self) -> str:
+        """The statement as a human may see it: secret parameters replaced by ***."""
+        if not self.params:
+            return self.sql
+        shown = tuple("'***'" if i in self.secret_params else pymysql.converters.escape_item(p, "utf8mb4")
+                      for i, p in enumerate(self.params))
+        return self.sql % shown
+
+
+def quote_ident(name: str) -> str:
+    """Quote a schema, table, column or account name part for MySQL: `na``me`."""
+    if "\x00" in name:
+        raise ValueError("identifier contains a NUL byte")
+    return "`" + name.replace("`", "``") + "`"
+
+
+def quote_account(user: str, host: str = "%") -> str:
+    return f"{quote_string(user)}@{quote_string(host)}"
+
+
+def quote_string(value: str) -> str:
+    return "'" + pymysql.converters.escape_string(value) + "'"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to connect. `password` is a SecretStr: printing an Endpoint shows ***."""
+
+    host: str
+    port: int
+    user: str
+    password: SecretStr
+    tls: str = "disabled"  # required | preferred | disabled
+    ca_file: str | None = None
+    unix_socket: str | None = None
+    label: str = "server"  # "source", "target", ... for messages
+
+    def describe(self) -> str:
+        where = self.unix_socket or f"{self.host}:{self.port}"
+        return f"{self.label} {self.user}@{where}"
+
+
+def _ssl_arg(ep: Endpoint) -> dict[str, Any] | None:
+    if ep.tls == "disabled" or ep.unix_socket:
+        return None
+    ctx = ssl.create_default_context(cafile=ep.ca_file) if ep.ca_file else ssl.create_default_context()
+    if ep.tls == "preferred":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return {"ssl": ctx}
+
+
+def _transient(exc: BaseException) -> bool:
+    # 2003: can't connect, 2013: lost connection during handshake. Safe to repeat: nothing was done.
+    return isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (2003, 2013)
+
+
+def connect(ep: Endpoint, *, connect_timeout: float = 10, read_timeout: float | None = 60,
+            attempts: int = 3, database: str | None = None) -> Session:
+    """Open a session. Connection attempts (and only those) are retried: a failed connect changed nothing."""
+
+    def _log_retry(state: Any) -> None:
+        log.get().warning("connect failed, retrying", server=ep.describe(), attempt=state.attempt_number,
+                          reason=str(state.outcome.exception()))
+
+    @retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
+           wait=wait_exponential(multiplier=0.2, max=2), before_sleep=_log_retry, reraise=True)
+    def _open() -> pymysql.connections.Connection:
+        return pymysql.connect(
+            host=ep.host, port=ep.port, user=ep.user, password=ep.password.get_secret_value(),
+            unix_socket=ep.unix_socket, database=database, connect_timeout=connect_timeout,
+            read_timeout=read_timeout, write_timeout=read_timeout, autocommit=True, charset="utf8mb4",
+            cursorclass=pymysql.cursors.DictCursor, **(_ssl_arg(ep) or {}),
+        )
+
+    try:
+        return Session(_open(), ep)
+    except pymysql.err.MySQLError as exc:
+        raise _translate(exc, ep, "connect") from None
+
+
+def _translate(exc: pymysql.err.MySQLError, ep: Endpoint, doing: str) -> DatabaseError:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = log.redact(str(exc.args[1]) if len(exc.args) > 1 else str(exc))
+    hint = None
+    if code == 1045:
+        hint = (f"check the password of {ep.user} and that no anonymous account (''@'localhost') "
+                "shadows it on that server")
+    elif code == 2003:
+        hint = f"check that {ep.host}:{ep.port} is up and reachable from here (security group, firewall)"
+    return DatabaseError(f"{ep.describe()}: {doing} failed: ({code}) {text}", code=code, hint=hint)
+
+
+class Session:
+    """One connection. Every statement goes through `run`, which logs the statement without secrets."""
+
+    def __init__(self, conn: pymysql.connections.Connection, ep: Endpoint):
+        self.conn = conn
+        self.endpoint = ep
+        self._dialect: Any = None
+
+    def run(self, stmt: Statement | str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if isinstance(stmt, str):
+            stmt = Statement(stmt, params)
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(stmt.sql, stmt.params or None)
+                rows = list(cur.fetchall()) if cur.description else []
+                while cur.nextset():  # CALLs return an extra result; drain it so the session stays usable
+                    pass
+                return rows
+        except pymysql.err.MySQLError as exc:
+            raise _translate(exc, self.endpoint, f"`{stmt.shown()[:200]}`") from None
+
+    def run_many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """One INSERT for many rows (pymysql folds them into multi-row VALUES)."""
+        try:
+            with self.conn.cursor() as cur:
+                return cur.executemany(sql, rows) or 0
+        except pymysql.err.MySQLError as exc:
+            raise _translate(exc, self.endpoint, f"`{sql[:200]}` x{len(rows)}") from None
+
+    def one(self, stmt: Statement | str, params: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        rows = self.run(stmt, params)
+        return rows[0] if rows else None
+
+    def value(self, stmt: Statement | str, params: tuple[Any, ...] = ()) -> Any:
+        row = self.one(stmt, params)
+        return None if row is None else next(iter(row.values()))
+
+    def variable(self, name: str) -> Any:
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a variable name: {name}")
+        return self.value(f"SELECT @@GLOBAL.{name} AS v")
+
+    @property
+    def connection_id(self) -> int:
+        return self.conn.thread_id()
+
+    @property
+    def dialect(self) -> Any:
+        if self._dialect is None:
+            from migrate.adapters.dialect import detect
+
+            row = self.one("SELECT VERSION() AS version, @@version_comment AS comment")
+            self._dialect = detect(row["version"], row["comment"] or "")
+        return self._dialect
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection is not an error worth reporting
+            pass
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,322 @@
+"""The state machine: runs a workflow's steps in order, persists after each, journals every event,
+resumes after a crash, rolls back before the point of no return.
+
+A step is skipped only when `done()` confirms, on the servers, that its work is there; so a run that
+crashed after doing the work but before saving the state neither repeats nor skips it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from migrate import log
+from migrate.errors import MigrateError, RolledBack, StepFailed
+from migrate.runner.store import Store, command_line, now_iso
+
+CANCEL_GRACE_S = 10.0
+
+
+class StepTimeout(MigrateError):
+    pass
+
+
+class RunContext:
+    """What a running step may touch besides its own collaborators: the run's small persisted data,
+    progress reporting, and cancel hooks the runner calls when the step overruns its timeout."""
+
+    def __init__(self, runner: Runner, data: dict[str, Any]):
+        self._runner = runner
+        self.data = data  # persisted in state.json after every step; never put a secret here
+        self._cancel_hooks: list[Callable[[], None]] = []
+        self._last_progress = 0.0
+        self.cancelled = threading.Event()
+
+    def save(self) -> None:
+        """Persist `data` now (for a value that must survive a crash in the middle of a step)."""
+        self._runner.save()
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        self._cancel_hooks.append(hook)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        for hook in reversed(self._cancel_hooks):
+            try:
+                hook()
+            except Exception as exc:  # noqa: BLE001 - cancelling must try every hook
+                log.get().warning("cancel hook failed", error=str(exc))
+
+    def progress(self, message: str, *, done: float | None = None, total: float | None = None,
+                 unit: str = "", every_s: float = 2.0) -> None:
+        """Report progress on long work, at most every `every_s` seconds."""
+        now = time.monotonic()
+        if now - self._last_progress < every_s and (total is None or done != total):
+            return
+        self._last_progress = now
+        fields: dict[str, Any] = {"step": self._runner.current}
+        if done is not None:
+            fields["done"] = f"{done:,.0f}{unit}" if total is None else f"{done:,.0f}/{total:,.0f}{unit}"
+            if total:
+                fields["pct"] = round(100.0 * done / total, 1)
+        log.get().info(message, **fields)
+
+
+class Step(ABC):
+    """One unit of a workflow. `run` returns the sentence saying what it did and why."""
+
+    name: ClassVar[str]
+    timeout_s: ClassVar[float] = 120.0
+    point_of_no_return: ClassVar[bool] = False
+
+    @abstractmethod
+    def describe(self) -> str:
+        """What this step will do, for --dry-run and the plan."""
+
+    @abstractmethod
+    def done(self, ctx: RunContext) -> bool:
+        """Whether the step's effect is in place, checked on the real servers."""
+
+    @abstractmethod
+    def run(self, ctx: RunContext) -> str: ...
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        """Undo the step; a sentence of what was undone, or None when there is nothing to undo."""
+        return None
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    status: str  # done | skipped | failed | rolled_back | not_run
+    duration_s: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class RunResult:
+    workflow: str
+    run_id: str
+    status: str  # done | rolled_back
+    steps: list[StepOutcome] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"workflow": self.workflow, "run_id": self.run_id, "status": self.status,
+                "duration_s": round(self.duration_s, 3),
+                "steps": [vars(s) | {"duration_s": round(s.duration_s, 3)} for s in self.steps]}
+
+
+class Runner:
+    """Runs `steps` of `workflow` against the run directory `store`, holding its lock throughout.
+
+    `rollback_on_failure`: the cutover rolls back on failure; `start` stops and is resumed instead.
+    """
+
+    def __init__(self, store: Store, workflow: str, steps: Sequence[Step], *, rollback_on_failure: bool,
+                 resume_hint: str | None = None):
+        names = [s.name for s in steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate step names in {workflow}: {names}")
+        self.store = store
+        self.workflow = workflow
+        self.steps = list(steps)
+        self.rollback_on_failure = rollback_on_failure
+        self.resume_hint = resume_hint
+        self.run_id = uuid.uuid4().hex[:12]
+        self.current: str | None = None
+        self.state: dict[str, Any] = {}
+        self.log = log.get(workflow=workflow, run_id=self.run_id)
+
+    # -- persistence ---------------------------------------------------------------------------
+    @property
+    def _run(self) -> dict[str, Any]:
+        return self.state["runs"][self.workflow]
+
+    def save(self) -> None:
+        self.store.save_state(self.state)
+
+    def _journal(self, event: str, **fields: Any) -> None:
+        self.store.journal(event, workflow=self.workflow, run_id=self.run_id, **fields)
+
+    def _set_step(self, name: str, **fields: Any) -> None:
+        self._run["steps"].setdefault(name, {}).update(fields)
+        self.save()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.store.acquire(command_line())
+        try:
+            return self._run_locked()
+        finally:
+            self.store.release()
+
+    def _run_locked(self) -> RunResult:
+        self.state = self.store.load_state()
+        self.state.setdefault("runs", {})
+        self.state.setdefault("data", {})
+        previous = self.state["runs"].get(self.workflow, {})
+        resumed = previous.get("status") in ("running", "failed")
+        self.state["runs"][self.workflow] = {
+            "run_id": self.run_id, "status": "running", "started_at": now_iso(),
+            "steps": {n: v for n, v in previous.get("steps", {}).items()}, "resumed_from": previous.get("run_id"),
+        }
+        self.save()
+        self._journal("run_started", steps=[s.name for s in self.steps], resumed=resumed)
+        ctx = RunContext(self, self.state["data"])
+        started = time.monotonic()
+        result = RunResult(self.workflow, self.run_id, "running")
+        for step in self.steps:
+            outcome = self._one_step(step, ctx)
+            result.steps.append(outcome)
+            if outcome.status == "failed":
+                return self._fail(step, outcome, result, ctx, started)
+        result.status = "done"
+        result.duration_s = time.monotonic() - started
+        self._run["status"] = "done"
+        self._run["finished_at"] = now_iso()
+        self.save()
+        self._journal("run_done", duration_s=round(result.duration_s, 3))
+        return result
+
+    def _one_step(self, step: Step, ctx: RunContext) -> StepOutcome:
+        self.current = step.name
+        try:
+            already = step.done(ctx)
+        except MigrateError as exc:
+            self.log.warning("could not check whether the step is done; running it", step=step.name,
+                             reason=str(exc))
+            already = False
+        if already:
+            message = "already done (checked on the servers); skipped"
+            self._set_step(step.name, status="done", message=message, skipped_at=now_iso())
+            self._journal("step_skipped", step=step.name, message=message)
+            self.log.info(message, step=step.name)
+            return StepOutcome(step.name, "skipped", 0.0, message)
+
+        attempts = self._run["steps"].get(step.name, {}).get("attempts", 0) + 1
+        self._set_step(step.name, status="running", started_at=now_iso(), attempts=attempts)
+        self._journal("step_started", step=step.name, attempt=attempts, timeout_s=step.timeout_s)
+        self.log.info("step started", step=step.name, what=step.describe())
+        t0 = time.monotonic()
+        try:
+            message = self._call_with_timeout(step, ctx)
+        except BaseException as exc:  # noqa: BLE001 - any failure, Ctrl-C included, ends the step as failed
+            duration = time.monotonic() - t0
+            reason = _reason(exc)
+            self._set_step(step.name, status="failed", finished_at=now_iso(), duration_s=round(duration, 3),
+                           message=reason)
+            self._journal("step_failed", step=step.name, duration_s=round(duration, 3), error=reason)
+            self.log.error("step failed", step=step.name, error=reason)
+            return StepOutcome(step.name, "failed", duration, reason)
+        duration = time.monotonic() - t0
+        self._set_step(step.name, status="done", finished_at=now_iso(), duration_s=round(duration, 3),
+                       message=message)
+        self._journal("step_done", step=step.name, duration_s=round(duration, 3), message=message)
+        self.log.info(message, step=step.name, duration_s=round(duration, 3))
+        return StepOutcome(step.name, "done", duration, message)
+
+    def _call_with_timeout(self, step: Step, ctx: RunContext) -> str:
+        """Run the step in a worker thread; past its timeout, cancel it (close its connections, stop its
+        commands) so nothing it started keeps going, then fail it."""
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = step.run(ctx)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                box["error"] = exc
+
+        ctx._cancel_hooks = []
+        ctx.cancelled.clear()
+        worker = threading.Thread(target=target, name=f"step-{step.name}", daemon=True)
+        worker.start()
+        try:
+            worker.join(step.timeout_s)
+        except BaseException:
+            ctx.cancel()
+            worker.join(CANCEL_GRACE_S)
+            raise
+        if worker.is_alive():
+            ctx.cancel()
+            worker.join(CANCEL_GRACE_S)
+            raise StepTimeout(f"step {step.name} did not finish within its timeout of {step.timeout_s:g} s "
+                              "and was cancelled")
+        if "error" in box:
+            raise box["error"]
+        return str(box.get("value") or f"{step.name} done")
+
+    # -- failure -------------------------------------------------------------------------------
+    def _fail(self, step: Step, outcome: StepOutcome, result: RunResult, ctx: RunContext,
+              started: float) -> RunResult:
+        result.duration_s = time.monotonic() - started
+        passed_no_return = [s for s in self.steps if s.point_of_no_return and
+                            self._run["steps"].get(s.name, {}).get("status") == "done"]
+        if not self.rollback_on_failure or passed_no_return:
+            self._run["status"] = "failed"
+            self.save()
+            self._journal("run_failed", failed_step=step.name, error=outcome.message)
+            if passed_no_return:
+                raise StepFailed(
+                    f"{self.workflow}: step {step.name} failed after the point of no return "
+                    f"({passed_no_return[0].name}): {outcome.message}",
+                    hint="the application already uses the new primary; do not roll back blindly. "
+                         "Fix the cause, then rerun the same command to finish; "
+                         "`migrate rollback` reverses through reverse replication")
+            raise StepFailed(f"{self.workflow}: step {step.name} failed: {outcome.message}",
+                             hint=self.resume_hint or f"fix the cause, then rerun `migrate {self.workflow}`: "
+                                                      "it resumes from this step")
+        undone = self._rollback(step, ctx)
+        self._run["status"] = "rolled_back" if undone else "rollback_failed"
+        self.save()
+        if not undone:
+            self._journal("run_failed", failed_step=step.name, error=outcome.message, rollback="incomplete")
+            raise StepFailed(f"{self.workflow}: step {step.name} failed ({outcome.message}) and the rollback "
+                             "did not complete; see the journal for the step that could not be undone",
+                             hint=f"run `migrate rollback` to retry the undo, or undo by hand what the journal "
+                                  f"({self.store.journal_path}) lists as not rolled back")
+        self._journal("run_rolled_back", failed_step=step.name, error=outcome.message)
+        raise RolledBack(f"{self.workflow}: step {step.name} failed: {outcome.message}; everything before it "
+                         "was rolled back and the source is as it was",
+                         hint=f"fix the cause and rerun `migrate {self.workflow}`")
+
+    def _rollback(self, failed: Step, ctx: RunContext) -> bool:
+        """Undo, newest first, every step of this workflow that ran or was found done. True if all undone."""
+        index = self.steps.index(failed)
+        complete = True
+        for step in reversed(self.steps[: index + 1]):
+            status = self._run["steps"].get(step.name, {}).get("status")
+            if status not in ("done", "failed", "running"):
+                continue
+            self.current = step.name
+            t0 = time.monotonic()
+            self._journal("rollback_started", step=step.name)
+            try:
+                message = step.rollback(ctx)
+            except Exception as exc:  # noqa: BLE001 - keep undoing the rest, report this one
+                complete = False
+                reason = _reason(exc)
+                self._set_step(step.name, rollback="failed", rollback_error=reason)
+                self._journal("rollback_failed", step=step.name, error=reason,
+                              duration_s=round(time.monotonic() - t0, 3))
+                self.log.error("rollback failed", step=step.name, error=reason)
+                continue
+            self._set_step(step.name, status="rolled_back" if message else status,
+                           rollback_message=message or "nothing to undo")
+            self._journal("rollback_done", step=step.name, message=message or "nothing to undo",
+                          duration_s=round(time.monotonic() - t0, 3))
+            if message:
+                self.log.info(message, step=step.name, rollback=True)
+        return complete
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C / SIGINT)"
+    text = str(exc) if isinstance(exc, MigrateError) else f"{type(exc).__name__}: {exc}"
+    return log.redact(text)

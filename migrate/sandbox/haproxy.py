@@ -1,0 +1,74 @@
+"""A real HAProxy in TCP mode: the application's database endpoint, with its runtime API on a socket."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrate.sandbox import procs
+
+BACKEND = "mysql"
+SERVER = "db"
+
+
+@dataclass
+class HaproxyServer:
+    base: Path
+    port: int  # where the application connects
+    backend_port: int  # the database behind it (the source, at first)
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.base / "admin.sock"
+
+    @property
+    def config(self) -> Path:
+        return self.base / "haproxy.cfg"
+
+    def prepare(self) -> None:
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # No health check: TCP probes that never authenticate count as MySQL connect errors.
+        self.config.write_text(f"""global
+    stats socket {self.admin_socket} mode 600 level admin
+    maxconn 2000
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+
+frontend app_db
+    bind 127.0.0.1:{self.port}
+    default_backend {BACKEND}
+
+backend {BACKEND}
+    server {SERVER} 127.0.0.1:{self.backend_port}
+""")
+
+    def start(self) -> None:
+        if self.running():
+            return
+        self.admin_socket.unlink(missing_ok=True)
+        procs.spawn([procs.find_program("haproxy"), "-db", "-f", str(self.config)],
+                    log_path=self.base / "haproxy.log", pid_path=self.base / "haproxy.pid")
+        procs.wait_until(lambda: procs.port_open(self.port) and self.admin_socket.exists(), timeout=15,
+                         what=f"HAProxy on port {self.port}", log_path=self.base / "haproxy.log")
+
+    def running(self) -> bool:
+        return procs.alive(procs.read_pid(self.base / "haproxy.pid")) and procs.port_open(self.port)
+
+    def command(self, line: str) -> str:
+        """One runtime API command on the admin socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.admin_socket))
+            s.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def stop(self) -> None:
+        procs.stop(procs.read_pid(self.base / "haproxy.pid"))

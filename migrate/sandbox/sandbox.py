@@ -1,0 +1,389 @@
+"""`migrate sandbox up|status|down`: real local servers standing in for RDS, EC2 and the app tier.
+
+`up` is a workflow of the runner like any other: each component is a step whose `done()` asks the
+component itself, so an interrupted `up` resumes where it stopped and a second `up` changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrate import log
+from migrate.adapters.db import connect, quote_string
+from migrate.errors import BadInput, SandboxError
+from migrate.playbook import load as load_playbook
+from migrate.runner import RunContext, Runner, RunResult, Step, Store
+from migrate.runner.store import ensure_private_dir, write_atomic
+from migrate.sandbox import procs, rds, sample_data
+from migrate.sandbox.aws import INSTANCE_ID, RECORD, MotoServer
+from migrate.sandbox.haproxy import BACKEND, SERVER, HaproxyServer
+from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
+from migrate.sandbox.sshd import SshServer
+
+DEFAULT_ROWS = 10_000
+MANIFEST = "sandbox.json"
+MASTER_USER = "admin"
+TARGET_USER = "root"
+SECRETS = ("source", "target", "repl", "app", "owner", "rdsadmin")
+COMPONENTS = ("source", "target", "ssh", "haproxy", "aws")
+
+
+@dataclass
+class Sandbox:
+    """Where everything of one sandbox lives, from its directory and its manifest of ports."""
+
+    dir: Path
+    ports: dict[str, int]
+    rows: int
+
+    @classmethod
+    def open(cls, directory: Path) -> Sandbox:
+        directory = Path(directory).resolve()
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise BadInput(f"{directory} is not a sandbox (no {MANIFEST})",
+                           hint=f"start one with: migrate sandbox up --dir {directory}") from None
+        return cls(directory, manifest["ports"], manifest["rows"])
+
+    @classmethod
+    def allocate(cls, directory: Path, rows: int) -> Sandbox:
+        ports = {name: procs.free_port() for name in ("source", "target", "ssh", "haproxy", "aws")}
+        return cls(Path(directory).resolve(), ports, rows)
+
+    def save_manifest(self) -> None:
+        write_atomic(self.dir / MANIFEST, json.dumps({"ports": self.ports, "rows": self.rows}, indent=2))
+
+    # -- components --------------------------------------------------------------------------------
+    @property
+    def source(self) -> MariaDBServer:
+        return MariaDBServer("source", self.dir / "source", self.ports["source"], server_id=1,
+                             options={"log-bin-trust-function-creators": "1"})
+
+    @property
+    def target(self) -> MariaDBServer:
+        return MariaDBServer("target", self.dir / "target", self.ports["target"], server_id=2,
+                             options={"read-only": "1", "log-slave-updates": "1"})
+
+    @property
+    def ssh(self) -> SshServer:
+        return SshServer(self.dir / "ssh", self.ports["ssh"])
+
+    @property
+    def haproxy(self) -> HaproxyServer:
+        return HaproxyServer(self.dir / "haproxy", self.ports["haproxy"], self.ports["source"])
+
+    @property
+    def aws(self) -> MotoServer:
+        return MotoServer(self.dir / "aws", self.ports["aws"])
+
+    def secret_file(self, name: str) -> Path:
+        return self.dir / "secrets" / f"{name}.pw"
+
+    def secret(self, name: str) -> str:
+        return self.secret_file(name).read_text().strip()
+
+    @property
+    def playbook_path(self) -> Path:
+        return self.dir / "playbook.yml"
+
+    def master(self):
+        return connect(self.source.endpoint(MASTER_USER, self.secret("source")))
+
+
+# ------------------------------------------------------------------------------------------------
+# The steps of `sandbox up`.
+
+
+class _SandboxStep(Step):
+    timeout_s = 120.0
+
+    def __init__(self, sandbox: Sandbox):
+        self.sb = sandbox
+
+
+class AllocatePorts(_SandboxStep):
+    name = "allocate"
+
+    def describe(self) -> str:
+        return "pick free loopback ports and generate the sandbox's passwords (0600 files)"
+
+    def done(self, ctx: RunContext) -> bool:
+        return (self.sb.dir / MANIFEST).exists() and all(self.sb.secret_file(s).exists() for s in SECRETS)
+
+    def run(self, ctx: RunContext) -> str:
+        self.sb.save_manifest()
+        for name in SECRETS:
+            if not self.sb.secret_file(name).exists():
+                write_secret(self.sb.secret_file(name), new_password())
+        return f"ports {self.sb.ports} reserved and passwords written under {self.sb.dir / 'secrets'}"
+
+
+class StartServer(_SandboxStep):
+    def __init__(self, sandbox: Sandbox, which: str):
+        super().__init__(sandbox)
+        self.which = which
+        self.name = f"{which}_server"
+
+    @property
+    def server(self) -> MariaDBServer:
+        return getattr(self.sb, self.which)
+
+    def describe(self) -> str:
+        return f"start the {self.which} MariaDB server on 127.0.0.1:{self.server.port}"
+
+    def done(self, ctx: RunContext) -> bool:
+        return self.server.initialized() and self.server.running()
+
+    def run(self, ctx: RunContext) -> str:
+        fresh = not self.server.initialized()
+        if fresh:
+            self.server.init()
+        else:
+            self.server.start()
+        return (f"{self.which} server {'created and ' if fresh else ''}running on 127.0.0.1:{self.server.port} "
+                f"(datadir {self.server.datadir})")
+
+
+class EmulateRds(_SandboxStep):
+    name = "rds_emulation"
+
+    def describe(self) -> str:
+        return f"give the source RDS's master user ({MASTER_USER}, no SUPER/RELOAD) and the mysql.rds_* procedures"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sb.source.root() as root:
+            return rds.installed(root, MASTER_USER)
+
+    def run(self, ctx: RunContext) -> str:
+        with self.sb.source.root() as root:
+            rds.install(root, master_user=MASTER_USER, master_password=self.sb.secret("source"),
+                        rdsadmin_password=self.sb.secret("rdsadmin"))
+        with self.sb.master() as master:
+            master.run("CALL mysql.rds_set_configuration('binlog retention hours', 24)")
+        return (f"source behaves like RDS for MariaDB: master user {MASTER_USER} without SUPER or RELOAD, "
+                f"{len(rds.PROCEDURES)} mysql.rds_* procedures, binlog retention 24 h")
+
+
+class PrepareTarget(_SandboxStep):
+    name = "target_account"
+
+    def describe(self) -> str:
+        return f"create the target's administrative account {TARGET_USER}@127.0.0.1 for migrate"
+
+    def done(self, ctx: RunContext) -> bool:
+        try:
+            connect(self.sb.target.endpoint(TARGET_USER, self.sb.secret("target")), attempts=1).close()
+        except Exception:  # noqa: BLE001 - cannot log in means not done
+            return False
+        return True
+
+    def run(self, ctx: RunContext) -> str:
+        account = f"{quote_string(TARGET_USER)}@'127.0.0.1'"
+        with self.sb.target.root() as root:
+            root.run(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (self.sb.secret("target"),))
+            root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
+            root.run("RESET MASTER")  # the target starts with an empty binlog: nothing of its own to replicate
+        return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
+
+
+class StartSsh(_SandboxStep):
+    name = "ssh_host"
+
+    def describe(self) -> str:
+        return f"start an OpenSSH server on 127.0.0.1:{self.sb.ports['ssh']} as the target's EC2 host"
+
+    def done(self, ctx: RunContext) -> bool:
+        return self.sb.ssh.known_hosts.exists() and self.sb.ssh.running()
+
+    def run(self, ctx: RunContext) -> str:
+        self.sb.ssh.prepare()
+        self.sb.ssh.start()
+        return f"sshd on 127.0.0.1:{self.sb.ssh.port} accepts {self.sb.ssh.client_key}; known_hosts written"
+
+
+class StartAws(_SandboxStep):
+    name = "aws"
+
+    def describe(self) -> str:
+        return f"start a moto server on 127.0.0.1:{self.sb.ports['aws']} with the RDS instance, parameter group, " \
+               "security group and Route53 zone"
+
+    def done(self, ctx: RunContext) -> bool:
+        return self.sb.aws.running() and self.sb.aws.provisioned()
+
+    def run(self, ctx: RunContext) -> str:
+        moto = self.sb.aws
+        moto.prepare()
+        if moto.running():  # up but not provisioned: a crash mid-provisioning; start clean
+            moto.stop()
+        moto.start()
+        with self.sb.source.root() as root:
+            version = root.value("SELECT VERSION()").split("-")[0]
+        moto.provision(source_port=self.sb.ports["source"], master_user=MASTER_USER,
+                       master_password=self.sb.secret("source"), engine_version=version)
+        return f"moto at {moto.endpoint_url} holds RDS instance {INSTANCE_ID} (mariadb {version}) and zone {RECORD}"
+
+
+class LoadSampleData(_SandboxStep):
+    name = "sample_data"
+    timeout_s = 1800.0
+
+    def describe(self) -> str:
+        return f"create the shop schema, its accounts and {self.sb.rows:,} orders on the source"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sb.source.root() as root:
+            return sample_data.loaded(root, self.sb.rows)
+
+    def run(self, ctx: RunContext) -> str:
+        with self.sb.master() as master:
+            sample_data.create_accounts(master, app_password=self.sb.secret("app"),
+                                        owner_password=self.sb.secret("owner"))
+        owner_ep = self.sb.source.endpoint(sample_data.OWNER_USER, self.sb.secret("owner"))
+        with connect(owner_ep, database=sample_data.SCHEMA) as owner:
+            ctx.on_cancel(owner.close)
+            sample_data.load(owner, self.sb.rows,
+                             progress=lambda done, total: ctx.progress("loading orders", done=done, total=total))
+        return (f"schema {sample_data.SCHEMA} loaded with {self.sb.rows:,} orders, a trigger, a view and a routine "
+                f"owned by {sample_data.OWNER_USER}; application account {sample_data.APP_USER}")
+
+
+class StartHaproxy(_SandboxStep):
+    name = "haproxy"
+
+    def describe(self) -> str:
+        return f"start HAProxy on 127.0.0.1:{self.sb.ports['haproxy']} as the application endpoint -> source"
+
+    def done(self, ctx: RunContext) -> bool:
+        return self.sb.haproxy.running()
+
+    def run(self, ctx: RunContext) -> str:
+        self.sb.haproxy.prepare()
+        self.sb.haproxy.start()
+        return f"application endpoint 127.0.0.1:{self.sb.haproxy.port} routes to the source (backend {BACKEND})"
+
+
+class WritePlaybook(_SandboxStep):
+    name = "playbook"
+
+    def describe(self) -> str:
+        return f"write {self.sb.playbook_path}, a playbook that works as written"
+
+    def done(self, ctx: RunContext) -> bool:
+        if not self.sb.playbook_path.exists():
+            return False
+        try:
+            load_playbook(self.sb.playbook_path)
+        except Exception:  # noqa: BLE001 - unreadable means write it again
+            return False
+        return True
+
+    def run(self, ctx: RunContext) -> str:
+        text = "# Written by `migrate sandbox up`: the sandbox's migration, working as written.\n" + \
+               yaml.safe_dump(playbook_dict(self.sb), sort_keys=False, default_flow_style=False)
+        write_atomic(self.sb.playbook_path, text)
+        load_playbook(self.sb.playbook_path)
+        return f"playbook written to {self.sb.playbook_path}"
+
+
+def playbook_dict(sb: Sandbox) -> dict[str, Any]:
+    ssh = sb.ssh
+    return {
+        "name": "sandbox",
+        "state_dir": str(sb.dir / "state"),
+        "aws": {"region": sb.aws.settings.region, "endpoint_url": sb.aws.endpoint_url,
+                "credentials_file": str(sb.aws.credentials_file)},
+        "source": {"kind": "rds", "rds_instance_id": INSTANCE_ID, "host": "127.0.0.1", "port": sb.ports["source"],
+                   "user": MASTER_USER, "password_file": str(sb.secret_file("source")), "tls": {"mode": "disabled"}},
+        "target": {"host": "127.0.0.1", "port": sb.ports["target"], "user": TARGET_USER,
+                   "password_file": str(sb.secret_file("target")), "tls": {"mode": "disabled"},
+                   "ssh": {"host": "127.0.0.1", "port": ssh.port, "user": ssh.user, "key_file": str(ssh.client_key),
+                           "known_hosts": str(ssh.known_hosts)},
+                   "datadir": str(sb.target.datadir)},
+        "replication": {"user": "repl", "password_file": str(sb.secret_file("repl"))},
+        "seed": {"method": "dump", "tool": "auto", "threads": 2, "databases": [sample_data.SCHEMA]},
+        "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": "revoke_and_kill",
+                    "app_users": [sample_data.APP_USER], "timeout_s": 30,
+                    "repoint": {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket),
+                                                                 "backend": BACKEND, "server": SERVER}}},
+        "probe": {"enabled": True, "rate": 50, "host": "127.0.0.1", "port": sb.ports["haproxy"],
+                  "user": sample_data.APP_USER, "password_file": str(sb.secret_file("app"))},
+    }
+
+
+def up_steps(sb: Sandbox) -> list[Step]:
+    return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "target"),
+            PrepareTarget(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
+
+
+# ------------------------------------------------------------------------------------------------
+# The three commands.
+
+
+def up(directory: Path, rows: int | None = None) -> tuple[Sandbox, RunResult]:
+    directory = Path(directory).resolve()
+    if (directory / MANIFEST).exists():
+        sb = Sandbox.open(directory)
+        if rows is not None and rows != sb.rows:
+            raise BadInput(f"the sandbox in {directory} was made with --rows {sb.rows}",
+                           hint=f"run `migrate sandbox down --dir {directory}` first to change it")
+    else:
+        if directory.exists() and any(directory.iterdir()):
+            raise BadInput(f"{directory} exists and is not a sandbox; refusing to use it",
+                           hint="pass an empty or new directory to --dir")
+        ensure_private_dir(directory)
+        sb = Sandbox.allocate(directory, DEFAULT_ROWS if rows is None else rows)
+    runner = Runner(Store(directory), "sandbox-up", up_steps(sb), rollback_on_failure=False,
+                    resume_hint=f"fix the cause, then rerun `migrate sandbox up --dir {directory}`: it resumes")
+    return sb, runner.run()
+
+
+def status(directory: Path) -> dict[str, Any]:
+    sb = Sandbox.open(directory)
+    components: dict[str, Any] = {}
+    for name in ("source", "target"):
+        server: MariaDBServer = getattr(sb, name)
+        entry: dict[str, Any] = {"running": server.running(), "address": f"127.0.0.1:{server.port}"}
+        if entry["running"]:
+            with server.root() as root:
+                dialect = root.dialect
+                entry["version"] = root.value("SELECT VERSION()")
+            entry["dialect"] = dialect.name + (" (RDS-like)" if name == "source" else "")
+        components[name] = entry
+    components["ssh"] = {"running": sb.ssh.running(), "address": f"127.0.0.1:{sb.ssh.port}",
+                         "known_hosts": str(sb.ssh.known_hosts)}
+    components["haproxy"] = {"running": sb.haproxy.running(), "address": f"127.0.0.1:{sb.haproxy.port}",
+                             "admin_socket": str(sb.haproxy.admin_socket)}
+    components["aws"] = {"running": sb.aws.running(), "endpoint_url": sb.aws.endpoint_url}
+    return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "components": components,
+            "all_running": all(c["running"] for c in components.values())}
+
+
+def down(directory: Path) -> list[str]:
+    """Stop every process of the sandbox and delete its directory. Returns what was stopped."""
+    directory = Path(directory).resolve()
+    if not (directory / MANIFEST).exists():
+        if not directory.exists():
+            return []
+        raise BadInput(f"{directory} is not a sandbox (no {MANIFEST}); refusing to delete it")
+    sb = Sandbox.open(directory)
+    stopped = []
+    for name, component in (("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh), ("target", sb.target),
+                            ("source", sb.source)):
+        try:
+            component.stop()
+            stopped.append(name)
+        except SandboxError as exc:
+            log.get().warning("component did not stop cleanly", component=name, error=str(exc))
+    for pid in procs.processes_mentioning(str(directory)):  # anything a crash orphaned
+        procs.stop(pid, timeout=10)
+        stopped.append(f"pid {pid}")
+    shutil.rmtree(directory)
+    return stopped
