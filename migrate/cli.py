@@ -17,6 +17,7 @@ from typing import Any
 
 from migrate import __version__, log
 from migrate.errors import ExitCode, MigrateError, NotBuiltYet
+from migrate.playbook import load as load_playbook
 
 COMMANDS = {
     "plan": "preflight checks + ordered plan with estimates; go / no-go",
@@ -135,6 +136,8 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "sandbox":
         return _sandbox(args, out)
     if args.command in NOT_BUILT:
+        if getattr(args, "playbook", None):
+            load_playbook(args.playbook)  # a bad playbook is reported (exit 2) even before the command exists
         raise NotBuiltYet(f"`migrate {args.command}` is not built yet",
                           hint="see `migrate --help`; `migrate sandbox up --dir DIR` works today")
     raise NotBuiltYet(f"unknown command {args.command}")

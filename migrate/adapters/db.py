@@ -6,6 +6,7 @@ CHANGE MASTER never appears in a log line: only `Statement.sql`, with its placeh
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,7 @@ class Endpoint:
     ca_file: str | None = None
     unix_socket: str | None = None
     label: str = "server"  # "source", "target", ... for messages
+    rds: bool = False  # an RDS instance: the dialect then uses the mysql.rds_* procedures
 
     def describe(self) -> str:
         where = self.unix_socket or f"{self.host}:{self.port}"
@@ -178,14 +180,12 @@ class Session:
             from migrate.adapters.dialect import detect
 
             row = self.one("SELECT VERSION() AS version, @@version_comment AS comment")
-            self._dialect = detect(row["version"], row["comment"] or "")
+            self._dialect = detect(row["version"], row["comment"] or "", rds=self.endpoint.rds)
         return self._dialect
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a dead connection is not worth reporting
             self.conn.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not an error worth reporting
-            pass
 
     def __enter__(self) -> Session:
         return self

@@ -346,17 +346,17 @@ class SshExecutor(Executor):
             self.run(f"umask 077 && cat > {shlex.quote(path)} && chmod {mode:o} {shlex.quote(path)}",
                      timeout=60, input=data)
             return
-        with self._sftp() as sftp:
-            with sftp.open(path, "wb") as fh:
-                fh.chmod(mode)
-                fh.write(data)
+        self._sftp_write(path, data, mode)
+
+    def _sftp_write(self, path: str, data: bytes, mode: int) -> None:
+        with self._sftp() as sftp, sftp.open(path, "wb") as fh:
+            fh.chmod(mode)  # before the first byte: never briefly readable by others
+            fh.write(data)
 
     def _stage_env(self, env: Mapping[str, str]) -> str:
+        # Written by the login user even under sudo: root can read it, nobody else can.
         path = f"/tmp/.migrate-env-{uuid.uuid4().hex}"
-        with self._sftp() as sftp:  # written by the login user even under sudo: root can read it
-            with sftp.open(path, "wb") as fh:
-                fh.chmod(0o600)
-                fh.write(env_file_text(env).encode())
+        self._sftp_write(path, env_file_text(env).encode(), 0o600)
         return path
 
     def read_file(self, path: str) -> bytes:

@@ -6,6 +6,7 @@ that directory, so `sandbox down` can find and stop it even after a crash lost t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -101,10 +102,8 @@ def stop(pid: int | None, *, timeout: float = 20.0) -> None:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 SANDBOX_PROGRAMS = ("mariadbd", "sshd", "haproxy", "moto.server")

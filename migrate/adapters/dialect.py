@@ -1,0 +1,497 @@
+"""The SQL that differs between MySQL 5.7 / 8.0 / 8.4 and MariaDB, in one place.
+
+`detect()` picks a `Dialect` from `SELECT VERSION()` and `@@version_comment`; the rest of `migrate`
+asks it for statements and never spells SLAVE, REPLICA, MASTER or SOURCE itself. Statements carry
+their values as parameters, so a replication password is never part of `Statement.sql`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from migrate.adapters.db import Statement
+from migrate.errors import Refused
+
+Flavor = Literal["mysql", "mariadb"]
+WaitOutcome = Literal["reached", "timeout", "not_replicating"]
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+# MariaDB GTID positions: domain-server-sequence, comma separated ("0-1-42,1-2-7").
+_MARIADB_GTID = re.compile(r"\d+-\d+-\d+(\s*,\s*\d+-\d+-\d+)*")
+
+
+class Unsupported(Refused, NotImplementedError):
+    """This server (flavor, version, RDS or not) cannot do what was asked; nothing was sent."""
+
+
+def detect(version: str, comment: str = "", *, rds: bool = False) -> Dialect:
+    """The dialect of a server from `SELECT VERSION()` and `@@version_comment`.
+
+    MariaDB before 11 may report "5.5.5-10.6.14-MariaDB": the 5.5.5- prefix only kept old MySQL
+    replicas happy and is skipped.
+    """
+    text = (version or "").strip()
+    mariadb = "mariadb" in text.lower() or "mariadb" in (comment or "").lower()
+    if mariadb and re.match(r"5\.5\.5-\d", text):
+        text = text[len("5.5.5-"):]
+    m = _VERSION.match(text)
+    if not m:
+        raise ValueError(f"cannot tell the server version from VERSION() = {version!r} "
+                         f"(version_comment {comment!r}); expected something like '8.0.35' or '10.11.6-MariaDB'")
+    parsed = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
+    return Dialect("mariadb" if mariadb else "mysql", parsed, rds)
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """SHOW SLAVE/REPLICA STATUS of any flavor, under one set of names."""
+
+    configured: bool
+    io_state: Literal["running", "connecting", "stopped"] = "stopped"
+    sql_running: bool = False
+    seconds_behind: int | None = None
+    source_host: str | None = None
+    source_port: int | None = None
+    source_log_file: str | None = None  # the source's binlog the IO thread is reading
+    read_source_log_pos: int | None = None
+    exec_source_log_file: str | None = None  # the source's binlog of the last applied event
+    exec_source_log_pos: int | None = None
+    last_io_errno: int = 0
+    last_io_error: str = ""
+    last_sql_errno: int = 0
+    last_sql_error: str = ""
+    retrieved_gtid_set: str | None = None
+    executed_gtid_set: str | None = None  # MySQL Executed_Gtid_Set; MariaDB Gtid_Slave_Pos
+    using_gtid: bool = False
+
+    @property
+    def io_running(self) -> bool:
+        return self.io_state == "running"
+
+    @property
+    def healthy(self) -> bool:
+        return self.io_running and self.sql_running and not self.last_io_errno and not self.last_sql_errno
+
+    @property
+    def last_error(self) -> str | None:
+        """The applier's error first (it is the one that stops data), then the receiver's."""
+        for errno, text in ((self.last_sql_errno, self.last_sql_error), (self.last_io_errno, self.last_io_error)):
+            if errno or text:
+                return f"({errno}) {text}"
+        return None
+
+
+@dataclass(frozen=True)
+class BinlogPosition:
+    file: str
+    pos: int
+    gtid_set: str | None = None
+
+
+def _pick(row: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in row:
+            return row[name]
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    """A GTID set or name as one line: MySQL wraps long GTID sets with newlines."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    value = str(value).replace("\n", "").strip()
+    return value or None
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return value.strip().upper() not in ("", "0", "OFF", "NO", "FALSE")
+    return bool(value)
+
+
+def _seconds(timeout_s: float) -> int:
+    """Whole seconds, at least 1: to the wait functions 0 or less means "wait forever"."""
+    if timeout_s is None or timeout_s <= 0:
+        raise ValueError(f"a wait needs a positive timeout, got {timeout_s!r}")
+    return max(1, math.ceil(timeout_s))
+
+
+def _number(value: float) -> str:
+    return f"{float(value):.3f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    flavor: Flavor
+    version: tuple[int, int, int]
+    rds: bool = False
+
+    # -- what this server is -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        label = "MariaDB" if self.flavor == "mariadb" else "MySQL"
+        return f"{label} {'.'.join(map(str, self.version))}" + (" (RDS)" if self.rds else "")
+
+    @property
+    def is_mariadb(self) -> bool:
+        return self.flavor == "mariadb"
+
+    def _mysql_at_least(self, *v: int) -> bool:
+        return self.flavor == "mysql" and self.version >= v
+
+    def _mariadb_at_least(self, *v: int) -> bool:
+        return self.flavor == "mariadb" and self.version >= v
+
+    @property
+    def supports_gtid_auto_position(self) -> bool:
+        """MySQL's MASTER/SOURCE_AUTO_POSITION; MariaDB has MASTER_USE_GTID instead."""
+        return self._mysql_at_least(5, 7)
+
+    @property
+    def has_super_read_only(self) -> bool:
+        return self._mysql_at_least(5, 7, 8)
+
+    @property
+    def _replica_words(self) -> bool:
+        """START/STOP/SHOW/RESET REPLICA exist (MySQL 8.0.22, MariaDB 10.5.1); the SLAVE forms are gone in 8.4."""
+        return self._mysql_at_least(8, 0, 22) or self._mariadb_at_least(10, 5, 1)
+
+    @property
+    def _source_words(self) -> bool:
+        """CHANGE REPLICATION SOURCE TO and SOURCE_* options (MySQL 8.0.23+; the only form in 8.4)."""
+        return self._mysql_at_least(8, 0, 23)
+
+    @property
+    def _rds_source_procs(self) -> bool:
+        """RDS renamed its *_external_master procedures to *_external_source for MySQL 8.4."""
+        return self._mysql_at_least(8, 4)
+
+    @property
+    def log_replica_updates_variable(self) -> str:
+        return "log_replica_updates" if self._mysql_at_least(8, 0, 26) else "log_slave_updates"
+
+    def _replica(self) -> str:
+        return "REPLICA" if self._replica_words else "SLAVE"
+
+    # -- replica threads ---------------------------------------------------------------------
+
+    def replica_status(self) -> Statement:
+        return Statement(f"SHOW {self._replica()} STATUS")
+
+    def start_replica(self) -> Statement:
+        return Statement(f"START {self._replica()}")
+
+    def stop_replica(self) -> Statement:
+        return Statement(f"STOP {self._replica()}")
+
+    def stop_replica_sql_thread(self) -> Statement:
+        return Statement(f"STOP {self._replica()} SQL_THREAD")
+
+    def stop_replica_io_thread(self) -> Statement:
+        return Statement(f"STOP {self._replica()} IO_THREAD")
+
+    def start_replica_sql_thread(self) -> Statement:
+        return Statement(f"START {self._replica()} SQL_THREAD")
+
+    def reset_replica_all(self) -> Statement:
+        """Forget the source entirely (connection settings included); the replica threads must be stopped."""
+        return Statement(f"RESET {self._replica()} ALL")
+
+    def grant_replication(self, user: str, host: str = "%") -> Statement:
+        """The one privilege a replication account needs on its source."""
+        return Statement("GRANT REPLICATION SLAVE ON *.* TO %s@%s", (user, host))
+
+    def replica_gtid_position(self) -> Statement:
+        """What the replica has applied: MariaDB's SHOW REPLICA STATUS has no such column (only SHOW ALL
+        REPLICAS STATUS does), so read it here and pass it to `parse_replica_status(row, gtid)`."""
+        if self.is_mariadb:
+            return Statement("SELECT @@GLOBAL.gtid_slave_pos AS gtid")
+        return Statement("SELECT @@GLOBAL.gtid_executed AS gtid")
+
+    def parse_replica_status(self, row: dict[str, Any] | None, gtid: str | None = None) -> ReplicaStatus:
+        """Normalize a SHOW SLAVE/REPLICA STATUS row: old (Master_*) or new (Source_*) column names.
+
+        MariaDB (10.11 included) answers SHOW REPLICA STATUS with the old Slave_*/Master_* names, and
+        without Gtid_Slave_Pos: give `gtid` (from `replica_gtid_position()`) to fill `executed_gtid_set`.
+        """
+        if not row:
+            return ReplicaStatus(configured=False)
+        io = str(_pick(row, "Replica_IO_Running", "Slave_IO_Running") or "No").strip().lower()
+        if "Using_Gtid" in row or "Gtid_Slave_Pos" in row:  # MariaDB
+            executed = _text(row.get("Gtid_Slave_Pos")) or _text(gtid)
+            retrieved = _text(row.get("Gtid_IO_Pos"))
+            using_gtid = str(row.get("Using_Gtid") or "No").strip().lower() != "no"
+        else:
+            executed = _text(row.get("Executed_Gtid_Set")) or _text(gtid)
+            retrieved = _text(row.get("Retrieved_Gtid_Set"))
+            using_gtid = _int(row.get("Auto_Position")) == 1
+        return ReplicaStatus(
+            configured=True,
+            io_state="running" if io == "yes" else "connecting" if io == "connecting" else "stopped",
+            sql_running=str(_pick(row, "Replica_SQL_Running", "Slave_SQL_Running") or "").strip().lower() == "yes",
+            seconds_behind=_int(_pick(row, "Seconds_Behind_Source", "Seconds_Behind_Master")),
+            source_host=_text(_pick(row, "Source_Host", "Master_Host")),
+            source_port=_int(_pick(row, "Source_Port", "Master_Port")),
+            source_log_file=_text(_pick(row, "Source_Log_File", "Master_Log_File")),
+            read_source_log_pos=_int(_pick(row, "Read_Source_Log_Pos", "Read_Master_Log_Pos")),
+            exec_source_log_file=_text(_pick(row, "Relay_Source_Log_File", "Relay_Master_Log_File")),
+            exec_source_log_pos=_int(_pick(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos")),
+            last_io_errno=_int(row.get("Last_IO_Errno")) or 0,
+            last_io_error=str(row.get("Last_IO_Error") or ""),
+            last_sql_errno=_int(row.get("Last_SQL_Errno")) or 0,
+            last_sql_error=str(row.get("Last_SQL_Error") or ""),
+            retrieved_gtid_set=retrieved,
+            executed_gtid_set=executed,
+            using_gtid=using_gtid,
+        )
+
+    # -- the source's binary log -------------------------------------------------------------
+
+    def binlog_status(self) -> Statement:
+        """SHOW BINARY LOG STATUS from MySQL 8.2 (8.4 removed SHOW MASTER STATUS)."""
+        return Statement("SHOW BINARY LOG STATUS" if self._mysql_at_least(8, 2) else "SHOW MASTER STATUS")
+
+    def parse_binlog_status(self, row: dict[str, Any] | None, gtid: str | None = None) -> BinlogPosition:
+        """MySQL's row carries Executed_Gtid_Set; for MariaDB pass the value of `binlog_gtid_position()`."""
+        if not row or not row.get("File"):
+            raise Unsupported(f"{self.name} returned no binary log position: binary logging is off",
+                              hint="enable log_bin on this server (it needs a restart) and try again")
+        gtid_set = _text(row.get("Executed_Gtid_Set")) if "Executed_Gtid_Set" in row else None
+        return BinlogPosition(file=str(row["File"]), pos=int(row["Position"]), gtid_set=gtid_set or _text(gtid))
+
+    def binlog_gtid_position(self) -> Statement:
+        if self.is_mariadb:
+            return Statement("SELECT @@GLOBAL.gtid_binlog_pos AS gtid")
+        return Statement("SELECT @@GLOBAL.gtid_executed AS gtid")
+
+    def gtid_at(self, log_file: str, log_pos: int) -> Statement:
+        """The MariaDB GTID position matching a binlog file/position (for a snapshot's coordinates).
+
+        It answers NULL for a file the server does not have and '' for a position before the first
+        GTID; `change_source` refuses both.
+        """
+        if not self.is_mariadb:
+            raise Unsupported(f"{self.name} has no function mapping a binlog position to GTIDs",
+                              hint="use the GTID set recorded with the snapshot (Executed_Gtid_Set / gtid_executed)")
+        return Statement("SELECT BINLOG_GTID_POS(%s, %s) AS gtid", (log_file, int(log_pos)))
+
+    # -- configuring a replica -------------------------------------------------------------
+
+    def change_source(self, host: str, port: int, user: str, password: str, *, log_file: str | None = None,
+                      log_pos: int | None = None, gtid: str | None = None, auto_position: bool = False,
+                      tls: bool = False, ca_file: str | None = None, connect_retry: int = 10,
+                      heartbeat_s: float | None = None) -> list[Statement]:
+        """Point this server at a source: by file/position, by GTID (MariaDB) or auto-position (MySQL).
+
+        Every connection option is spelled out, because CHANGE MASTER keeps whatever an earlier one set.
+        """
+        if (log_file is None) != (log_pos is None):
+            raise ValueError("give log_file and log_pos together")
+        if log_file is not None and (not str(log_file).strip() or int(log_pos) < 4):
+            raise ValueError(f"not a binlog position: {log_file!r} {log_pos!r}")
+        if ca_file and not tls:
+            raise ValueError("ca_file given but tls is off")
+        by_file = log_file is not None
+        if self.is_mariadb:
+            if auto_position:
+                raise ValueError("MariaDB has no auto-position: pass gtid= (the snapshot's GTID position) "
+                                 "or log_file/log_pos")
+            if gtid is not None:
+                gtid = self._checked_mariadb_gtid(gtid)
+            if by_file == (gtid is not None):
+                raise ValueError("MariaDB needs exactly one starting point: gtid=, or log_file/log_pos")
+        else:
+            if gtid is not None:
+                raise ValueError("MySQL takes no GTID in CHANGE REPLICATION SOURCE: set gtid_purged on the "
+                                 "replica and use auto_position=True")
+            if auto_position and not self.supports_gtid_auto_position:
+                raise Unsupported(f"{self.name} has no GTID auto-position", hint="use log_file/log_pos")
+            if by_file == auto_position:
+                raise ValueError("MySQL needs exactly one starting point: log_file/log_pos, or auto_position=True")
+
+        p = "SOURCE" if self._source_words else "MASTER"
+        parts = [f"{p}_HOST=%s", f"{p}_PORT={int(port)}", f"{p}_USER=%s", f"{p}_PASSWORD=%s",
+                 f"{p}_CONNECT_RETRY={int(connect_retry)}"]
+        params: list[Any] = [host, user, password]
+        secret = frozenset({2})
+        if heartbeat_s is not None:
+            parts.append(f"{p}_HEARTBEAT_PERIOD={_number(heartbeat_s)}")
+        if by_file:
+            parts += [f"{p}_LOG_FILE=%s", f"{p}_LOG_POS={int(log_pos)}"]
+            params.append(log_file)
+        if self.is_mariadb:
+            parts.append("MASTER_USE_GTID=" + ("no" if by_file else "slave_pos"))
+        elif self.supports_gtid_auto_position:
+            parts.append(f"{p}_AUTO_POSITION={1 if auto_position else 0}")
+        parts.append(f"{p}_SSL={1 if tls else 0}")
+        if ca_file:
+            parts.append(f"{p}_SSL_CA=%s")
+            params.append(ca_file)
+        if not tls and self._mysql_at_least(8, 0, 4):
+            # caching_sha2_password (8.0's default) over a plain connection needs the server's RSA key.
+            parts.append(f"GET_{p}_PUBLIC_KEY=1")
+
+        change = "CHANGE REPLICATION SOURCE TO " if self._source_words else "CHANGE MASTER TO "
+        statements = []
+        if self.is_mariadb and gtid is not None:
+            statements.append(Statement("SET GLOBAL gtid_slave_pos = %s", (gtid,)))
+        statements.append(Statement(change + ", ".join(parts), tuple(params), secret))
+        return statements
+
+    @staticmethod
+    def _checked_mariadb_gtid(gtid: str) -> str:
+        value = (gtid or "").strip()
+        if not value:
+            # An empty gtid_slave_pos makes the replica fetch the source's binlogs from the very first one.
+            raise ValueError("refusing an empty MariaDB GTID position: the replica would replay the source's "
+                             "binlogs from the first file; use the snapshot's position (BINLOG_GTID_POS) or "
+                             "log_file/log_pos")
+        if not _MARIADB_GTID.fullmatch(value):
+            raise ValueError(f"not a MariaDB GTID position (domain-server-seq[,...]): {gtid!r}")
+        return re.sub(r"\s+", "", value)
+
+    # -- waiting for a replica -------------------------------------------------------------
+
+    def wait_for_position(self, log_file: str, log_pos: int, timeout_s: float) -> Statement:
+        fn = "SOURCE_POS_WAIT" if self._mysql_at_least(8, 0, 26) else "MASTER_POS_WAIT"
+        return Statement(f"SELECT {fn}(%s, %s, %s) AS result", (log_file, int(log_pos), _seconds(timeout_s)))
+
+    def wait_for_gtid(self, gtid_set: str, timeout_s: float) -> Statement:
+        if self.is_mariadb:
+            return Statement("SELECT MASTER_GTID_WAIT(%s, %s) AS result",
+                             (self._checked_mariadb_gtid(gtid_set), _seconds(timeout_s)))
+        if not _text(gtid_set):
+            raise ValueError("refusing to wait for an empty GTID set: it is reached at once and proves nothing")
+        return Statement("SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s) AS result", (_text(gtid_set), _seconds(timeout_s)))
+
+    def wait_outcome(self, kind: Literal["position", "gtid"], value: Any) -> WaitOutcome:
+        """What a wait function's result means.
+
+        MASTER/SOURCE_POS_WAIT: events waited for (>= 0), -1 timeout, NULL when the SQL thread is not
+        running or the replica is not configured. WAIT_FOR_EXECUTED_GTID_SET: 0 reached, 1 timeout.
+        MASTER_GTID_WAIT: 0 reached, -1 timeout (NULL only for a NULL position).
+        """
+        if value is None:
+            return "not_replicating"
+        n = int(value)
+        if kind == "position":
+            return "reached" if n >= 0 else "timeout"
+        if kind != "gtid":
+            raise ValueError(f"unknown wait kind {kind!r}")
+        reached, timeout = (0, -1) if self.is_mariadb else (0, 1)
+        if n == reached:
+            return "reached"
+        if n == timeout:
+            return "timeout"
+        raise ValueError(f"unexpected result {value!r} from a GTID wait on {self.name}")
+
+    # -- read_only -----------------------------------------------------------------------------
+
+    def set_read_only(self, on: bool) -> list[Statement]:
+        """Order matters: super_read_only needs read_only under it, so it goes on last and off first."""
+        if self.rds:
+            raise Unsupported(f"{self.name}: SET GLOBAL read_only needs SUPER, which RDS does not grant",
+                              hint="set read_only in the DB parameter group, or block writes by revoking grants")
+        value = "ON" if on else "OFF"
+        if not self.has_super_read_only:
+            return [Statement(f"SET GLOBAL read_only = {value}")]
+        order = ["read_only", "super_read_only"] if on else ["super_read_only", "read_only"]
+        return [Statement(f"SET GLOBAL {var} = {value}") for var in order]
+
+    def read_only_status(self) -> Statement:
+        if self.has_super_read_only:
+            return Statement("SELECT @@GLOBAL.read_only AS read_only, @@GLOBAL.super_read_only AS super_read_only")
+        return Statement("SELECT @@GLOBAL.read_only AS read_only, 0 AS super_read_only")
+
+    @staticmethod
+    def parse_read_only(row: dict[str, Any] | None) -> tuple[bool, bool]:
+        """(read_only, super_read_only) from a `read_only_status()` row; 0/1 or OFF/ON/NO_LOCK... alike."""
+        row = row or {}
+        return _truthy(row.get("read_only")), _truthy(row.get("super_read_only"))
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def kill(self, connection_id: int) -> Statement:
+        if self.rds:
+            return Statement("CALL mysql.rds_kill(%s)", (int(connection_id),))
+        return Statement("KILL CONNECTION %s", (int(connection_id),))
+
+    def kill_query(self, connection_id: int) -> Statement:
+        if self.rds:
+            return Statement("CALL mysql.rds_kill_query(%s)", (int(connection_id),))
+        return Statement("KILL QUERY %s", (int(connection_id),))
+
+    def set_sql_log_bin(self, on: bool) -> Statement:
+        if self.rds:
+            raise Unsupported(f"{self.name}: sql_log_bin cannot be changed by the RDS master user",
+                              hint="whatever this session writes will reach the binlog and every replica")
+        return Statement(f"SET SESSION sql_log_bin = {1 if on else 0}")
+
+    # -- RDS procedures --------------------------------------------------------------------
+
+    def _require_rds(self, what: str) -> None:
+        if not self.rds:
+            raise Unsupported(f"{what} is an Amazon RDS procedure; {self.name} is not RDS")
+
+    def set_binlog_retention(self, hours: int) -> Statement:
+        self._require_rds("mysql.rds_set_configuration")
+        if int(hours) < 1:
+            raise ValueError("binlog retention must be at least 1 hour (NULL lets RDS purge binlogs at once)")
+        return Statement("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (int(hours),))
+
+    def show_rds_configuration(self) -> Statement:
+        self._require_rds("mysql.rds_show_configuration")
+        return Statement("CALL mysql.rds_show_configuration")
+
+    def set_external_source(self, host: str, port: int, user: str, password: str, *, log_file: str,
+                            log_pos: int, ssl: bool) -> Statement:
+        """Make this RDS instance a replica of a server outside RDS, from a binlog file/position."""
+        proc = "rds_set_external_source" if self._rds_source_procs else "rds_set_external_master"
+        self._require_rds(f"mysql.{proc}")
+        if not log_file or int(log_pos) < 4:
+            raise ValueError(f"not a binlog position: {log_file!r} {log_pos!r}")
+        return Statement(f"CALL mysql.{proc}(%s, {int(port)}, %s, %s, %s, {int(log_pos)}, {int(bool(ssl))})",
+                         (host, user, password, log_file), frozenset({2}))
+
+    def set_external_source_gtid(self, host: str, port: int, user: str, password: str, *,
+                                 gtid: str | None = None, ssl: bool) -> Statement:
+        """Same, by GTID: MariaDB from `gtid` (required); MySQL by auto-position (`gtid` must be None)."""
+        if self.is_mariadb:
+            self._require_rds("mysql.rds_set_external_master_gtid")
+            return Statement(f"CALL mysql.rds_set_external_master_gtid(%s, {int(port)}, %s, %s, %s, {int(bool(ssl))})",
+                             (host, user, password, self._checked_mariadb_gtid(gtid or "")), frozenset({2}))
+        proc = ("rds_set_external_source_with_auto_position" if self._rds_source_procs
+                else "rds_set_external_master_with_auto_position")
+        self._require_rds(f"mysql.{proc}")
+        if gtid is not None:
+            raise ValueError("MySQL replicates by auto-position here: set gtid_purged first, pass no gtid")
+        # The last argument is the replication delay in seconds.
+        return Statement(f"CALL mysql.{proc}(%s, {int(port)}, %s, %s, {int(bool(ssl))}, 0)",
+                         (host, user, password), frozenset({2}))
+
+    def reset_external_source(self) -> Statement:
+        proc = "rds_reset_external_source" if self._rds_source_procs else "rds_reset_external_master"
+        self._require_rds(f"mysql.{proc}")
+        return Statement(f"CALL mysql.{proc}")
+
+    def rds_start_replication(self) -> Statement:
+        self._require_rds("mysql.rds_start_replication")
+        return Statement("CALL mysql.rds_start_replication")
+
+    def rds_stop_replication(self) -> Statement:
+        self._require_rds("mysql.rds_stop_replication")
+        return Statement("CALL mysql.rds_stop_replication")
