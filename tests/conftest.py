@@ -1,0 +1,77 @@
+"""Shared fixtures: the sandbox's real servers start once per test session (per xdist worker) through
+the same code as `migrate sandbox up`, and stop when the session ends, whatever happened."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from migrate.adapters.db import Session, quote_ident
+from migrate.sandbox import sandbox as sandbox_mod
+from migrate.sandbox.sandbox import Sandbox
+
+BACKEND = os.environ.get("MIGRATE_TEST_BACKEND", "sandbox")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "docker":
+        skip = pytest.mark.skip(reason="needs the MariaDB sandbox (RDS emulation, sshd, HAProxy); "
+                                       "MIGRATE_TEST_BACKEND=docker runs the MySQL 8.0 tests only")
+        for item in items:
+            if "sandbox" in item.fixturenames or "fresh_sandbox_dir" in item.fixturenames:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> Iterator[Sandbox]:
+    directory = tmp_path_factory.mktemp("sb")
+    sb = None
+    try:
+        sb, _ = sandbox_mod.up(directory, rows=2000)
+        yield sb
+    finally:
+        if (directory / sandbox_mod.MANIFEST).exists():
+            sandbox_mod.down(directory)
+
+
+@pytest.fixture
+def source_root(sandbox) -> Iterator[Session]:
+    with sandbox.source.root() as s:
+        yield s
+
+
+@pytest.fixture
+def target_root(sandbox) -> Iterator[Session]:
+    with sandbox.target.root() as s:
+        yield s
+
+
+@pytest.fixture
+def master(sandbox) -> Iterator[Session]:
+    """The source's RDS-like master user."""
+    with sandbox.master() as s:
+        yield s
+
+
+@pytest.fixture
+def schema(source_root, target_root) -> Iterator[str]:
+    """A schema of this test's own, dropped from both servers afterwards (without binary logging)."""
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    for s in (source_root, target_root):
+        s.run("SET SESSION sql_log_bin = 0")
+        s.run(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+        s.run("SET SESSION sql_log_bin = 1")
+
+
+@pytest.fixture
+def fresh_sandbox_dir(tmp_path) -> Iterator[Path]:
+    """A directory for a sandbox of the test's own; whatever it started is stopped afterwards."""
+    directory = tmp_path / "own-sandbox"
+    yield directory
+    if (directory / sandbox_mod.MANIFEST).exists():
+        sandbox_mod.down(directory)

@@ -1,0 +1,168 @@
+"""A bad playbook is refused with the file, line, key path and what was expected; secrets are read only
+from where the playbook says, and a missing one is named."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from migrate import secrets
+from migrate.errors import PlaybookError, SecretError
+from migrate.playbook import load, parse
+from tests.helpers import ROOT, run_migrate
+
+VALID = textwrap.dedent("""\
+    name: orders
+    source:
+      kind: rds
+      rds_instance_id: orders-prod
+      user: admin
+      password_env: SOURCE_PASSWORD
+    target:
+      host: 10.0.1.20
+      user: root
+      password_file: /etc/migrate/target.pw
+    replication: {user: repl, password_env: REPL_PASSWORD}
+    cutover:
+      app_users: [app_rw]
+      repoint:
+        method: command
+        command: {run: "./repoint.sh {host} {port}"}
+    """)
+
+
+def problems(text: str) -> str:
+    with pytest.raises(PlaybookError) as exc:
+        parse(text, source="pb.yml")
+    return str(exc.value)
+
+
+def test_a_minimal_playbook_loads_with_defaults_and_is_immutable():
+    pb = parse(VALID)
+    assert pb.source.port == 3306 and pb.source.tls.mode == "required" and pb.seed.method == "dump"
+    assert pb.cutover.write_block == "revoke_and_kill" and pb.cutover.reverse_replication is True
+    with pytest.raises(ValidationError):
+        pb.name = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "playbooks").glob("*.yml")), ids=lambda p: p.name)
+def test_every_example_playbook_loads(example: Path):
+    assert load(example).name
+
+
+def test_an_unknown_key_is_an_error_naming_line_path_and_allowed_keys():
+    text = VALID.replace("  user: root\n", "  user: root\n  hots: 10.0.1.21\n")
+    message = problems(text)
+    assert "pb.yml:10: target.hots: unknown key" in message
+    assert "allowed here:" in message and "host" in message
+
+
+def test_a_wrong_choice_names_the_choices_and_what_was_given():
+    message = problems(VALID.replace("method: command", "method: carrier-pigeon"))
+    assert "cutover.repoint.method" in message and "'haproxy'" in message and "carrier-pigeon" in message
+
+
+def test_a_missing_required_key_is_named():
+    message = problems(VALID.replace("replication: {user: repl, password_env: REPL_PASSWORD}\n", ""))
+    assert "replication: required key is missing" in message
+
+
+def test_a_port_out_of_range_is_refused_with_the_bound():
+    message = problems(VALID.replace("  user: root\n", "  user: root\n  port: 70000\n"))
+    assert "target.port" in message and "65535" in message
+
+
+def test_an_inline_password_is_refused_without_echoing_it():
+    message = problems(VALID.replace("  user: admin\n", "  user: admin\n  password: hunter2\n"))
+    assert "inline passwords are not allowed" in message and "hunter2" not in message
+
+
+def test_two_password_sources_for_one_account_are_refused():
+    message = problems(VALID.replace("password_env: SOURCE_PASSWORD", "password_env: A\n  password_file: /x"))
+    assert "source" in message and "not password_env and password_file" in message
+
+
+def test_an_account_without_password_source_is_refused():
+    message = problems(VALID.replace("  password_env: SOURCE_PASSWORD\n", ""))
+    assert "a password source is required" in message
+
+
+def test_rds_source_needs_an_instance_id():
+    message = problems(VALID.replace("  rds_instance_id: orders-prod\n", ""))
+    assert "kind 'rds' needs rds_instance_id" in message
+
+
+def test_repoint_method_needs_its_section():
+    message = problems(VALID.replace("method: command", "method: route53"))
+    assert "method 'route53' needs a 'route53' section" in message
+
+
+def test_a_key_given_twice_is_an_error():
+    message = problems(VALID + "name: again\n")
+    assert "name: key given twice" in message
+
+
+def test_not_yaml_and_not_a_mapping_are_errors():
+    assert "not valid YAML" in problems("name: [unclosed\n")
+    assert "must be a mapping" in problems("- just\n- a list\n")
+
+
+def test_cli_exits_2_naming_the_file_and_key_path(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text(VALID.replace("max_lag_s", "x").replace("  app_users", "  max_lag: 1\n  app_users"))
+    result = run_migrate("plan", "-p", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:13: cutover.max_lag: unknown key" in result.stdout
+
+
+def test_cli_exits_2_for_a_missing_playbook(tmp_path):
+    result = run_migrate("cutover", "-p", str(tmp_path / "nope.yml"), "--json")
+    assert result.returncode == 2 and "no such playbook" in result.stdout
+
+
+def test_commands_not_built_yet_say_so_and_exit_2():
+    result = run_migrate("cutover", "-p", str(ROOT / "playbooks" / "rds-to-ec2.yml"))
+    assert result.returncode == 2 and "not built yet" in result.stdout
+
+
+def test_help_lists_every_command_of_the_design():
+    out = run_migrate("--help").stdout
+    for command in ("plan", "start", "status", "verify", "rehearse", "cutover", "rollback", "report",
+                    "sandbox", "demo"):
+        assert f"    {command}" in out
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+def test_password_from_environment(monkeypatch):
+    monkeypatch.setenv("SOURCE_PASSWORD", "from-env-1")
+    assert secrets.resolve(parse(VALID).source, what="source.password").get_secret_value() == "from-env-1"
+
+
+def test_a_missing_environment_variable_is_named(monkeypatch):
+    monkeypatch.delenv("SOURCE_PASSWORD", raising=False)
+    with pytest.raises(SecretError) as exc:
+        secrets.resolve(parse(VALID).source, what="source.password")
+    assert "SOURCE_PASSWORD is not set" in str(exc.value) and exc.value.exit_code == 2
+
+
+def test_password_from_file_strips_the_newline_and_a_missing_file_is_named(tmp_path):
+    pw = tmp_path / "target.pw"
+    text = VALID.replace("/etc/migrate/target.pw", str(pw))
+    with pytest.raises(SecretError) as exc:
+        secrets.resolve(parse(text).target, what="target.password")
+    assert f"password file {pw} does not exist" in str(exc.value)
+    pw.write_text("from-file-1\n")
+    os.chmod(pw, 0o600)
+    assert secrets.resolve(parse(text).target, what="target.password").get_secret_value() == "from-file-1"
+
+
+def test_a_resolved_password_is_masked_when_printed(monkeypatch):
+    monkeypatch.setenv("SOURCE_PASSWORD", "masked-pw-1")
+    value = secrets.resolve(parse(VALID).source, what="source.password")
+    assert "masked-pw-1" not in repr(value) and "masked-pw-1" not in str(value)
