@@ -4,8 +4,11 @@ the same code as `migrate sandbox up`, and stop when the session ends, whatever 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,10 +23,37 @@ BACKEND = os.environ.get("MIGRATE_TEST_BACKEND", "sandbox")
 def pytest_collection_modifyitems(config, items):
     if BACKEND == "docker":
         skip = pytest.mark.skip(reason="needs the MariaDB sandbox (RDS emulation, sshd, HAProxy); "
-                                       "MIGRATE_TEST_BACKEND=docker runs the MySQL 8.0 tests only")
+                                       "MIGRATE_TEST_BACKEND=docker runs the server-pair tests only")
         for item in items:
             if "sandbox" in item.fixturenames or "fresh_sandbox_dir" in item.fixturenames:
                 item.add_marker(skip)
+
+
+@dataclass
+class Pair:
+    """A source and a target as `migrate` sees them, plus root sessions for test bookkeeping."""
+
+    source: Session  # the account migrate uses on the source (the RDS master user in the sandbox)
+    target: Session
+    source_root: Session
+    target_root: Session
+    source_host_from_target: str
+    source_port_from_target: int
+
+
+@pytest.fixture
+def pair(request) -> Iterator[Pair]:
+    if BACKEND == "docker":
+        from tests.docker_backend import docker_pair
+
+        made = docker_pair()
+    else:
+        sb = request.getfixturevalue("sandbox")
+        made = Pair(sb.master(), sb.target.root(), sb.source.root(), sb.target.root(), "127.0.0.1",
+                    sb.ports["source"])
+    yield made
+    for s in (made.source, made.target, made.source_root, made.target_root):
+        s.close()
 
 
 @pytest.fixture(scope="session")
@@ -58,20 +88,23 @@ def master(sandbox) -> Iterator[Session]:
 
 
 @pytest.fixture
-def schema(source_root, target_root) -> Iterator[str]:
+def schema(pair) -> Iterator[str]:
     """A schema of this test's own, dropped from both servers afterwards (without binary logging)."""
     name = f"t_{uuid.uuid4().hex[:10]}"
     yield name
-    for s in (source_root, target_root):
+    for s in (pair.source_root, pair.target_root):
         s.run("SET SESSION sql_log_bin = 0")
         s.run(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
         s.run("SET SESSION sql_log_bin = 1")
 
 
 @pytest.fixture
-def fresh_sandbox_dir(tmp_path) -> Iterator[Path]:
-    """A directory for a sandbox of the test's own; whatever it started is stopped afterwards."""
-    directory = tmp_path / "own-sandbox"
+def fresh_sandbox_dir() -> Iterator[Path]:
+    """A directory for a sandbox of the test's own (short: unix socket paths are limited); whatever it
+    started is stopped afterwards."""
+    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
+    directory = parent / "sb"
     yield directory
     if (directory / sandbox_mod.MANIFEST).exists():
         sandbox_mod.down(directory)
+    shutil.rmtree(parent, ignore_errors=True)

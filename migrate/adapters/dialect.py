@@ -261,6 +261,10 @@ class Dialect:
 
     # -- the source's binary log -------------------------------------------------------------
 
+    def reset_binary_logs(self) -> Statement:
+        """Delete every binary log and forget the executed GTIDs (RESET MASTER was removed in 8.4)."""
+        return Statement("RESET BINARY LOGS AND GTIDS" if self._mysql_at_least(8, 2) else "RESET MASTER")
+
     def binlog_status(self) -> Statement:
         """SHOW BINARY LOG STATUS from MySQL 8.2 (8.4 removed SHOW MASTER STATUS)."""
         return Statement("SHOW BINARY LOG STATUS" if self._mysql_at_least(8, 2) else "SHOW MASTER STATUS")

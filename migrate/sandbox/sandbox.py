@@ -27,6 +27,8 @@ from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
 from migrate.sandbox.sshd import SshServer
 
 DEFAULT_ROWS = 10_000
+# A unix socket path must fit in 108 bytes; HAProxy binds "<path>.<pid>.tmp" first, so keep a margin.
+MAX_DIR_CHARS = 108 - len("/haproxy/admin.sock") - len(".4194304.tmp") - 1
 MANIFEST = "sandbox.json"
 MASTER_USER = "admin"
 TARGET_USER = "root"
@@ -335,6 +337,9 @@ def up(directory: Path, rows: int | None = None) -> tuple[Sandbox, RunResult]:
             raise BadInput(f"the sandbox in {directory} was made with --rows {sb.rows}",
                            hint=f"run `migrate sandbox down --dir {directory}` first to change it")
     else:
+        if len(str(directory)) > MAX_DIR_CHARS:
+            raise BadInput(f"{directory} is too long for the sandbox's unix sockets ({len(str(directory))} "
+                           f"characters, at most {MAX_DIR_CHARS})", hint="pass a shorter --dir, such as /tmp/sandbox")
         if directory.exists() and any(directory.iterdir()):
             raise BadInput(f"{directory} exists and is not a sandbox; refusing to use it",
                            hint="pass an empty or new directory to --dir")

@@ -61,6 +61,7 @@ NO_ARG_STATEMENTS = [
     *table("start_replica_sql_thread", replica_words("START {} SQL_THREAD")),
     *table("reset_replica_all", replica_words("RESET {} ALL")),
     *table("binlog_status", {**same("SHOW MASTER STATUS"), "mysql84": "SHOW BINARY LOG STATUS"}),
+    *table("reset_binary_logs", {**same("RESET MASTER"), "mysql84": "RESET BINARY LOGS AND GTIDS"}),
     *table("binlog_gtid_position", by_flavor("SELECT @@GLOBAL.gtid_executed AS gtid",
                                              "SELECT @@GLOBAL.gtid_binlog_pos AS gtid")),
     *table("replica_gtid_position", by_flavor("SELECT @@GLOBAL.gtid_executed AS gtid",

@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+SANDBOX ?= .sandbox
+PYTHON ?= python3
+DEBIAN_PACKAGES := mariadb-server mariadb-backup mydumper openssh-server haproxy sysbench
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: demo test deps venv lint sandbox-down clean
+
+demo: deps venv ## sandbox up, then what it started (the next issue runs the whole migration here)
+	$(VENV)/bin/migrate sandbox up --dir $(SANDBOX)
+	@echo "Stop it with: $(VENV)/bin/migrate sandbox down --dir $(SANDBOX)"
+
+test: deps venv ## the whole suite, on real servers the tests start themselves
+	$(VENV)/bin/ruff check migrate tests bench
+	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+deps: ## Debian packages, installed only when missing (apt-get update first)
+	@missing=""; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check migrate tests bench
+
+sandbox-down: venv
+	$(VENV)/bin/migrate sandbox down --dir $(SANDBOX)
+
+clean: ## stop the demo sandbox and remove the venv
+	-[ -x $(VENV)/bin/migrate ] && $(VENV)/bin/migrate sandbox down --dir $(SANDBOX)
+	rm -rf $(VENV)
