@@ -29,6 +29,21 @@ CONFIGURATION = [
 
 _DEFINER = "DEFINER='rdsadmin'@'localhost'"
 
+
+
+def _kill_procedure(name: str, what: str) -> str:
+    """rds_kill / rds_kill_query: KILL with the definer's rights, never of rdsadmin's own sessions."""
+    return f"""
+CREATE {_DEFINER} PROCEDURE mysql.{name}(IN thread BIGINT)
+SQL SECURITY DEFINER
+BEGIN
+  IF (SELECT user FROM information_schema.processlist WHERE id = thread) = 'rdsadmin' THEN
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'ERROR: Not allowed to kill this thread';
+  END IF;
+  KILL {what} thread;
+END"""
+
+
 PROCEDURES = {
     "rds_set_configuration": f"""
 CREATE {_DEFINER} PROCEDURE mysql.rds_set_configuration(IN name VARCHAR(30), IN value INT)
@@ -48,24 +63,8 @@ SQL SECURITY DEFINER
 BEGIN
   SELECT name, value, description FROM mysql.rds_configuration ORDER BY name;
 END""",
-    "rds_kill": f"""
-CREATE {_DEFINER} PROCEDURE mysql.rds_kill(IN thread BIGINT)
-SQL SECURITY DEFINER
-BEGIN
-  IF (SELECT user FROM information_schema.processlist WHERE id = thread) = 'rdsadmin' THEN
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'ERROR: Not allowed to kill this thread';
-  END IF;
-  KILL CONNECTION thread;
-END""",
-    "rds_kill_query": f"""
-CREATE {_DEFINER} PROCEDURE mysql.rds_kill_query(IN thread BIGINT)
-SQL SECURITY DEFINER
-BEGIN
-  IF (SELECT user FROM information_schema.processlist WHERE id = thread) = 'rdsadmin' THEN
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'ERROR: Not allowed to kill this thread';
-  END IF;
-  KILL QUERY thread;
-END""",
+    "rds_kill": _kill_procedure("rds_kill", "CONNECTION"),
+    "rds_kill_query": _kill_procedure("rds_kill_query", "QUERY"),
     "rds_stop_replication": f"""
 CREATE {_DEFINER} PROCEDURE mysql.rds_stop_replication()
 SQL SECURITY DEFINER
