@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate import __version__, log
-from migrate.errors import ExitCode, MigrateError, NotBuiltYet
+from migrate.errors import BadInput, ExitCode, MigrateError, NotBuiltYet
 from migrate.playbook import load as load_playbook
 
 COMMANDS = {
@@ -31,7 +31,7 @@ COMMANDS = {
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
-NOT_BUILT = {"plan", "start", "status", "verify", "rehearse", "cutover", "rollback", "report", "demo"}
+NOT_BUILT = {"plan", "verify", "rehearse", "rollback"}
 
 
 class Output:
@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--rows", type=_positive_int, default=None, help="orders to load (default 10,000)")
 
     demo = sub.add_parser("demo", parents=[common], help=COMMANDS["demo"], description=COMMANDS["demo"])
-    demo.add_argument("--dir", type=Path, default=Path(".sandbox"))
+    demo.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox's directory (replaced)")
+    demo.add_argument("--rows", type=_positive_int, default=None, help="orders to load (default 10,000)")
     return parser
 
 
@@ -135,12 +136,120 @@ def _fail(out: Output, code: int, message: str, kind: str) -> int:
 def dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "sandbox":
         return _sandbox(args, out)
+    if args.command == "demo":
+        return _demo(args, out)
+    if args.command in ("start", "status", "cutover", "report"):
+        from migrate.workflows.context import Migration
+
+        return globals()[f"_{args.command}"](Migration(load_playbook(args.playbook)), args, out)
     if args.command in NOT_BUILT:
         if getattr(args, "playbook", None):
             load_playbook(args.playbook)  # a bad playbook is reported (exit 2) even before the command exists
         raise NotBuiltYet(f"`migrate {args.command}` is not built yet",
                           hint="see `migrate --help`; `migrate sandbox up --dir DIR` works today")
     raise NotBuiltYet(f"unknown command {args.command}")
+
+
+def _start(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import start
+
+    result = start.run(m)
+    out.emit(result.as_dict(), lambda r: _render_run(out, r, title=f"start: {m.pb.name}"))
+    out.console.print("next: migrate status -p PLAYBOOK --watch, then migrate cutover -p PLAYBOOK") \
+        if not out.as_json else None
+    return ExitCode.OK
+
+
+def _status(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import status
+
+    while True:
+        report = status.read(m)
+        out.emit(report, lambda r: _render_status(out, r))
+        if not args.watch:
+            return ExitCode.OK if "error" not in report else ExitCode.NEEDS_HUMAN
+        time.sleep(2)
+
+
+def _cutover(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import cutover
+
+    if args.dry_run:
+        steps = cutover.plan(m)
+        out.emit({"dry_run": True, "steps": steps}, lambda r: _render_plan(out, r["steps"]))
+        return ExitCode.OK
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise BadInput("the cutover blocks the application's writes: confirm with --yes when not at a terminal")
+        answer = input(f"Cut over {m.pb.name} now? The application's writes will be blocked briefly. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise BadInput("cutover not confirmed; nothing was changed")
+    result = cutover.run(m)
+    out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title=f"cutover: {m.pb.name}"),
+                                out.console.print(r["summary"])))
+    return ExitCode.OK
+
+
+def _report(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.capabilities import report
+
+    data = report.load_report(m.pb.run_dir)
+    out.emit(data, lambda r: out.console.print((m.pb.run_dir / "report.md").read_text(), markup=False))
+    return ExitCode.OK
+
+
+def _demo(args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import demo
+
+    say = (lambda text: print(text, file=sys.stderr)) if out.as_json else out.console.print
+    result = demo.run(args.dir, rows=args.rows, say=say)
+    out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title="demo cutover"),
+                                out.console.print(r["summary"]),
+                                out.console.print(f"sandbox left running: migrate sandbox down --dir {r['sandbox']}")))
+    return ExitCode.OK
+
+
+def _render_run(out: Output, run: dict[str, Any], *, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("step", "status", "seconds", "what it did"):
+        table.add_column(col)
+    for step in run["steps"]:
+        table.add_row(step["name"], step["status"], f"{step.get('duration_s') or 0:.3f}", step.get("message") or "")
+    out.console.print(table)
+
+
+def _render_plan(out: Output, steps: list[dict[str, Any]]) -> None:
+    out.console.print("cutover --dry-run: the steps, in order; nothing was changed")
+    for i, step in enumerate(steps, 1):
+        mark = "  [bold]<- point of no return[/]" if step["point_of_no_return"] else ""
+        out.console.print(f"{i}. {step['step']} (timeout {step['timeout_s']:g} s): {step['does']}{mark}")
+
+
+def _render_status(out: Output, r: dict[str, Any]) -> None:
+    for name, run in r["runs"].items():
+        out.console.print(f"{name}: {run['status']} (started {run['started_at']})", markup=False)
+    if "error" in r:
+        out.console.print(f"[red]cannot read the servers:[/] {r['error']}")
+        return
+    rep, lag = r["replication"], r.get("lag")
+    if not rep["configured"]:
+        out.console.print("replication: not configured on the target")
+        return
+    state = "[green]healthy[/]" if rep["healthy"] else "[red]NOT healthy[/]"
+    out.console.print(f"replication: {state}  IO {rep['io']}, SQL {rep['sql']}, from {rep['source']}")
+    if rep["last_error"]:
+        out.console.print(f"  last error: {rep['last_error']}", markup=False)
+    if lag:
+        behind = [f"server says {lag['seconds_behind']} s" if lag["seconds_behind"] is not None else "server says ?"]
+        if lag["transactions_behind"] is not None:
+            behind.append(f"{lag['transactions_behind']} transaction(s)")
+        if lag["bytes_behind"] is not None:
+            behind.append(f"{lag['bytes_behind']:,} bytes of binlog")
+        elif lag["files_behind"]:
+            behind.append(f"{lag['files_behind']} binlog file(s)")
+        out.console.print(f"lag: {', '.join(behind)}; caught up: {'yes' if lag['caught_up'] else 'no'}")
 
 
 def _sandbox(args: argparse.Namespace, out: Output) -> int:

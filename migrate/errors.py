@@ -77,6 +77,10 @@ class StepFailed(MigrateError):
     pass
 
 
+class NeedsHuman(MigrateError):
+    """Done, or stopped, in a state a human must look at; the message says which and what next."""
+
+
 class RolledBack(MigrateError):
     exit_code = ExitCode.ROLLED_BACK
 

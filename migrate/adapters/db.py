@@ -33,9 +33,12 @@ class Statement:
     sql: str
     params: tuple[Any, ...] = ()
     secret_params: frozenset[int] = field(default_factory=frozenset)
+    hidden: bool = False  # the text itself carries credentials (a CREATE USER with a password hash)
 
     def shown(self) -> str:
         """The statement as a human may see it: secret parameters replaced by ***."""
+        if self.hidden:
+            return self.sql.split(" ", 2)[0] + " ... (hidden: carries credentials)"
         if not self.params:
             return self.sql
         shown = tuple("'***'" if i in self.secret_params else pymysql.converters.escape_item(p, "utf8mb4")
@@ -93,8 +96,14 @@ def _transient(exc: BaseException) -> bool:
 
 
 def connect(ep: Endpoint, *, connect_timeout: float = 10, read_timeout: float | None = 60,
-            attempts: int = 3, database: str | None = None) -> Session:
-    """Open a session. Connection attempts (and only those) are retried: a failed connect changed nothing."""
+            attempts: int = 3, database: str | None = None, bound_handshake: bool = False) -> Session:
+    """Open a session. Connection attempts (and only those) are retried: a failed connect changed nothing.
+
+    `bound_handshake`: the MySQL handshake too must finish within `connect_timeout`. Behind a proxy the TCP
+    connect succeeds at once even when the database is gone, and the handshake would otherwise wait for
+    `read_timeout`.
+    """
+    handshake_timeout = connect_timeout if bound_handshake else read_timeout
 
     def _log_retry(state: Any) -> None:
         log.get().warning("connect failed, retrying", server=ep.describe(), attempt=state.attempt_number,
@@ -106,14 +115,17 @@ def connect(ep: Endpoint, *, connect_timeout: float = 10, read_timeout: float | 
         return pymysql.connect(
             host=ep.host, port=ep.port, user=ep.user, password=ep.password.get_secret_value(),
             unix_socket=ep.unix_socket, database=database, connect_timeout=connect_timeout,
-            read_timeout=read_timeout, write_timeout=read_timeout, autocommit=True, charset="utf8mb4",
+            read_timeout=handshake_timeout, write_timeout=handshake_timeout, autocommit=True, charset="utf8mb4",
             cursorclass=pymysql.cursors.DictCursor, **(_ssl_arg(ep) or {}),
         )
 
     try:
-        return Session(_open(), ep)
+        conn = _open()
     except pymysql.err.MySQLError as exc:
         raise _translate(exc, ep, "connect") from None
+    if bound_handshake:  # pymysql reads these per operation; it has no public setter
+        conn._read_timeout = conn._write_timeout = read_timeout
+    return Session(conn, ep)
 
 
 def _translate(exc: pymysql.err.MySQLError, ep: Endpoint, doing: str) -> DatabaseError:

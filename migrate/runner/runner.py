@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from migrate import log
-from migrate.errors import MigrateError, RolledBack, StepFailed
+from migrate.errors import MigrateError, Refused, RolledBack, StepFailed
 from migrate.runner.store import Store, command_line, now_iso
 
 CANCEL_GRACE_S = 10.0
@@ -96,6 +96,7 @@ class StepOutcome:
     status: str  # done | skipped | failed | rolled_back | not_run
     duration_s: float = 0.0
     message: str = ""
+    error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -109,7 +110,8 @@ class RunResult:
     def as_dict(self) -> dict[str, Any]:
         return {"workflow": self.workflow, "run_id": self.run_id, "status": self.status,
                 "duration_s": round(self.duration_s, 3),
-                "steps": [vars(s) | {"duration_s": round(s.duration_s, 3)} for s in self.steps]}
+                "steps": [{"name": s.name, "status": s.status, "duration_s": round(s.duration_s, 3),
+                           "message": s.message} for s in self.steps]}
 
 
 class Runner:
@@ -213,7 +215,7 @@ class Runner:
                            message=reason)
             self._journal("step_failed", step=step.name, duration_s=round(duration, 3), error=reason)
             self.log.error("step failed", step=step.name, error=reason)
-            return StepOutcome(step.name, "failed", duration, reason)
+            return StepOutcome(step.name, "failed", duration, reason, error=exc)
         duration = time.monotonic() - t0
         self._set_step(step.name, status="done", finished_at=now_iso(), duration_s=round(duration, 3),
                        message=message)
@@ -255,6 +257,11 @@ class Runner:
     def _fail(self, step: Step, outcome: StepOutcome, result: RunResult, ctx: RunContext,
               started: float) -> RunResult:
         result.duration_s = time.monotonic() - started
+        if isinstance(outcome.error, Refused) and self._nothing_changed_before(step):
+            self._run["status"] = "refused"
+            self.save()
+            self._journal("run_refused", failed_step=step.name, reason=outcome.message)
+            raise outcome.error
         passed_no_return = [s for s in self.steps if s.point_of_no_return and
                             self._run["steps"].get(s.name, {}).get("status") == "done"]
         if not self.rollback_on_failure or passed_no_return:
@@ -284,6 +291,11 @@ class Runner:
         raise RolledBack(f"{self.workflow}: step {step.name} failed: {outcome.message}; everything before it "
                          "was rolled back and the source is as it was",
                          hint=f"fix the cause and rerun `migrate {self.workflow}`")
+
+    def _nothing_changed_before(self, step: Step) -> bool:
+        """A refusal by the first step that did anything (a gate) changed nothing: nothing to roll back."""
+        earlier = self.steps[: self.steps.index(step)]
+        return all(self._run["steps"].get(s.name, {}).get("status") != "done" for s in earlier)
 
     def _rollback(self, failed: Step, ctx: RunContext) -> bool:
         """Undo, newest first, every step of this workflow that ran or was found done. True if all undone."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from migrate.adapters.haproxy import HaproxyAdmin
 from migrate.sandbox import procs
 
 BACKEND = "mysql"
@@ -60,15 +60,8 @@ backend {BACKEND}
         return procs.alive(procs.read_pid(self.base / "haproxy.pid")) and procs.port_open(self.port)
 
     def command(self, line: str) -> str:
-        """One runtime API command on the admin socket."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(str(self.admin_socket))
-            s.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        """One runtime API command on the admin socket (raises HaproxyError on HAProxy's error answers)."""
+        return HaproxyAdmin(self.admin_socket).command(line)
 
     def stop(self) -> None:
         procs.stop(procs.read_pid(self.base / "haproxy.pid"))

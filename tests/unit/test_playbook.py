@@ -125,7 +125,7 @@ def test_cli_exits_2_for_a_missing_playbook(tmp_path):
 
 
 def test_commands_not_built_yet_say_so_and_exit_2():
-    result = run_migrate("cutover", "-p", str(ROOT / "playbooks" / "rds-to-ec2.yml"))
+    result = run_migrate("rehearse", "-p", str(ROOT / "playbooks" / "rds-to-ec2.yml"))
     assert result.returncode == 2 and "not built yet" in result.stdout
 
 

@@ -1,0 +1,263 @@
+"""The application-side write probe: how `migrate` measures write downtime from the application's side.
+
+A thread connects as an application account to the application's endpoint and inserts one
+sequence-numbered row per tick into `_migrate.probe`, reconnecting after any failure. Downtime is the
+longest interval between two *acknowledged* writes, measured on acknowledgement times and counted
+from the probe's start and up to its stop as well: a probe that only looks at gaps between successful
+writes, or that stops while writes still fail, reports milliseconds for a lockout of seconds.
+`stop()` therefore keeps writing until writes have succeeded again for a while, and `verify()` checks
+that every acknowledged write is on the new primary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from migrate import log
+from migrate.adapters.db import DatabaseError, Endpoint, Session, connect, quote_account
+
+PROBE_SCHEMA = "_migrate"
+PROBE_TABLE = "probe"
+INSERT = f"INSERT INTO {PROBE_SCHEMA}.{PROBE_TABLE} (run_id, seq, sent_at) VALUES (%s, %s, NOW(6))"
+GAP_REPORTED_MS = 100.0  # gaps longer than this are listed
+GAPS_KEPT = 10
+ERROR_SAMPLES = 20
+FAILURE_LOG_EVERY_S = 1.0
+
+
+def ensure_probe_table(session: Session) -> None:
+    """Create the probe's schema and table (on the source, before the seed, so the target gets them too)."""
+    session.run(f"CREATE DATABASE IF NOT EXISTS {PROBE_SCHEMA}")
+    session.run(f"CREATE TABLE IF NOT EXISTS {PROBE_SCHEMA}.{PROBE_TABLE} (run_id CHAR(12) NOT NULL, "
+                "seq INT UNSIGNED NOT NULL, sent_at DATETIME(6) NOT NULL, PRIMARY KEY (run_id, seq)) "
+                "ENGINE=InnoDB")
+
+
+def grant_probe(session: Session, account_user: str, account_host: str = "%") -> None:
+    """Let the probe's (application) account write and read the probe table, and nothing more."""
+    session.run(f"GRANT INSERT, SELECT ON {PROBE_SCHEMA}.* TO {quote_account(account_user, account_host)}")
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ProbeResult:
+    """What the probe saw. `lost` is None until `Probe.verify` has looked at the new primary."""
+
+    run_id: str
+    rate: float
+    started_at: str
+    ended_at: str
+    duration_s: float
+    attempts: int
+    acknowledged: int
+    failed: int
+    max_gap_ms: float
+    max_gap_started_at: str
+    max_gap_ended_at: str
+    gaps_over_100ms: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    ended_acknowledging: bool
+    acknowledged_seqs: list[int] = field(default_factory=list, repr=False)
+    lost: list[int] | None = None
+    lost_count: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts and the first/last acknowledged seq, not the full list; at most 100 lost seqs."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "acknowledged_seqs"}
+        seqs = self.acknowledged_seqs
+        data["acknowledged_first_seq"] = seqs[0] if seqs else None
+        data["acknowledged_last_seq"] = seqs[-1] if seqs else None
+        if self.lost is not None:
+            data["lost"] = self.lost[:100]
+        return data
+
+
+class Probe:
+    """An application-like writer. `endpoint` is called at every (re)connect, so the probe follows a
+    repoint the way a pool that re-resolves its DSN would."""
+
+    def __init__(self, endpoint: Callable[[], Endpoint], *, rate: float, run_id: str,
+                 connect_timeout: float = 1.0, query_timeout: float = 2.0):
+        if rate <= 0:
+            raise ValueError("probe rate must be > 0 writes per second")
+        if not run_id or len(run_id) > 12:
+            raise ValueError("probe run_id must be 1 to 12 characters (the column is CHAR(12))")
+        self.endpoint = endpoint
+        self.rate = rate
+        self.run_id = run_id
+        self.connect_timeout = connect_timeout
+        self.query_timeout = query_timeout
+        self._log = log.get(probe=run_id)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._session: Session | None = None
+        self._last_failure_log = 0.0
+        self._final: ProbeResult | None = None
+        # Shared with readers; guarded by self._cond.
+        self._start_mono = self._start_wall = 0.0
+        self._attempts = self._failed = 0
+        self._acked: list[int] = []
+        self._last_ack_mono = self._last_ack_wall = 0.0
+        self._ok_since: float | None = None  # monotonic time of the first ack of the current success streak
+        self._gaps: list[tuple[float, float, float]] = []  # (ms, from wall, to wall), largest first
+        self._max_gap: tuple[float, float, float] | None = None
+        self._errors: dict[tuple[str, int | None, str], dict[str, Any]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("probe already started")
+        self._log.info("write probe starting", rate=self.rate, endpoint=self.endpoint().describe())
+        with self._cond:
+            self._start_mono, self._start_wall = time.monotonic(), time.time()
+            self._last_ack_mono, self._last_ack_wall = self._start_mono, self._start_wall
+        self._thread = threading.Thread(target=self._loop, name=f"probe-{self.run_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, settle_s: float = 1.0, max_wait_s: float = 30.0) -> ProbeResult:
+        """Keep writing until writes have succeeded for `settle_s` after this call (at most `max_wait_s`),
+        so a lockout at the end of the window is measured rather than cut off; then stop."""
+        if self._thread is None:
+            raise RuntimeError("probe was never started")
+        if self._final is not None:
+            return self._final
+        called = time.monotonic()
+
+        def settled() -> bool:
+            return (self._ok_since is not None
+                    and self._last_ack_mono - max(self._ok_since, called) >= settle_s)
+
+        with self._cond:
+            ended_acknowledging = self._cond.wait_for(settled, timeout=max_wait_s)
+        self._stop.set()
+        self._thread.join(timeout=self.connect_timeout + self.query_timeout + 2.0)
+        if self._thread.is_alive():
+            self._log.warning("write probe thread did not stop in time; reporting what it saw so far")
+        result = self._final = self._result(ended_acknowledging)
+        self._log.info("write probe stopped", acknowledged=result.acknowledged, failed=result.failed,
+                       max_gap_ms=result.max_gap_ms, ended_acknowledging=ended_acknowledging)
+        return result
+
+    def snapshot(self) -> dict[str, Any]:
+        """Current counts, for progress display while the probe runs."""
+        with self._cond:
+            now = time.monotonic()
+            return {"attempts": self._attempts, "acknowledged": len(self._acked), "failed": self._failed,
+                    "max_gap_ms": round(max(self._max_gap[0] if self._max_gap else 0.0,
+                                            (now - self._last_ack_mono) * 1000), 1),
+                    "current_gap_ms": round((now - self._last_ack_mono) * 1000, 1)}
+
+    @staticmethod
+    def verify(result: ProbeResult, new_primary: Session) -> ProbeResult:
+        """Fill `lost`: acknowledged seqs missing on `new_primary` (which must have applied all it will get)."""
+        rows = new_primary.run(f"SELECT seq FROM {PROBE_SCHEMA}.{PROBE_TABLE} WHERE run_id = %s",
+                               (result.run_id,))
+        present = {int(r["seq"]) for r in rows}
+        lost = [s for s in result.acknowledged_seqs if s not in present]
+        return dataclasses.replace(result, lost=lost, lost_count=len(lost))
+
+    # -- the writer thread ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        tick = 0
+        try:
+            while not self._stop.is_set():
+                self._attempt()
+                # Absolute schedule: tick n is due at start + n/rate; ticks missed by a slow write are
+                # skipped, never bursted.
+                elapsed = time.monotonic() - self._start_mono
+                tick = max(tick + 1, math.ceil(elapsed * self.rate))
+                self._stop.wait(max(0.0, self._start_mono + tick / self.rate - time.monotonic()))
+        finally:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def _attempt(self) -> None:
+        with self._cond:
+            self._attempts += 1
+            seq = self._attempts  # one seq per attempt, never reused: a failed write may still have landed
+        during = "connect"
+        try:
+            if self._session is None:
+                self._session = self._connect()
+                self._log.debug("write probe connected", endpoint=self._session.endpoint.describe())
+            during = "insert"
+            self._session.run(INSERT, (self.run_id, seq))
+        except Exception as exc:  # noqa: BLE001 - the probe must outlive any failure; each one is recorded
+            self._failure(during, exc)
+            return
+        self._ack(seq, time.monotonic(), time.time())
+
+    def _connect(self) -> Session:
+        """Connect with the handshake bounded by `connect_timeout` too, then allow `query_timeout` per write.
+
+        Behind a proxy the TCP connect succeeds at once even when the database is gone; bounding only
+        the TCP connect would let a dead handshake hang for the query timeout and overstate the gap."""
+        return connect(self.endpoint(), connect_timeout=self.connect_timeout, read_timeout=self.query_timeout,
+                       attempts=1, bound_handshake=True)
+
+    def _ack(self, seq: int, mono: float, wall: float) -> None:
+        with self._cond:
+            self._acked.append(seq)
+            self._note_gap(mono - self._last_ack_mono, self._last_ack_wall, wall)
+            self._last_ack_mono, self._last_ack_wall = mono, wall
+            if self._ok_since is None:
+                self._ok_since = mono
+            self._cond.notify_all()
+
+    def _failure(self, during: str, exc: Exception) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        code = exc.code if isinstance(exc, DatabaseError) else None
+        text = exc.message.split(" failed: ", 1)[-1] if isinstance(exc, DatabaseError) else repr(exc)
+        text = log.redact(text)[:200]  # the statement (with its seq) is cut off: samples group by cause
+        now = time.time()
+        with self._cond:
+            self._failed += 1
+            self._ok_since = None
+            key = (during, code, text)
+            if key not in self._errors and len(self._errors) >= ERROR_SAMPLES:
+                key = ("other", None, "further distinct errors")
+            sample = self._errors.setdefault(key, {"during": key[0], "code": key[1], "message": key[2],
+                                                   "count": 0, "first_at": _iso(now)})
+            sample["count"] += 1
+            sample["last_at"] = _iso(now)
+            self._cond.notify_all()
+        if time.monotonic() - self._last_failure_log >= FAILURE_LOG_EVERY_S:
+            self._last_failure_log = time.monotonic()
+            self._log.info("write probe write failed", during=during, code=code)
+
+    def _note_gap(self, seconds: float, from_wall: float, to_wall: float) -> None:
+        """Record one interval without an acknowledged write (caller holds the lock)."""
+        gap = (seconds * 1000.0, from_wall, to_wall)
+        if self._max_gap is None or gap[0] > self._max_gap[0]:
+            self._max_gap = gap
+        if gap[0] > GAP_REPORTED_MS:
+            self._gaps = sorted([*self._gaps, gap], reverse=True)[:GAPS_KEPT]
+
+    def _result(self, ended_acknowledging: bool) -> ProbeResult:
+        with self._cond:
+            end_mono, end_wall = time.monotonic(), time.time()
+            # The interval from the last acknowledged write to the stop counts too.
+            self._note_gap(end_mono - self._last_ack_mono, self._last_ack_wall, end_wall)
+            ms, gap_from, gap_to = self._max_gap or (0.0, self._start_wall, end_wall)
+            return ProbeResult(
+                run_id=self.run_id, rate=self.rate, started_at=_iso(self._start_wall), ended_at=_iso(end_wall),
+                duration_s=round(end_mono - self._start_mono, 3), attempts=self._attempts,
+                acknowledged=len(self._acked), failed=self._failed, max_gap_ms=round(ms, 1),
+                max_gap_started_at=_iso(gap_from), max_gap_ended_at=_iso(gap_to),
+                gaps_over_100ms=[{"ms": round(g, 1), "from": _iso(f), "to": _iso(t)} for g, f, t in self._gaps],
+                errors=sorted(self._errors.values(), key=lambda e: -e["count"]),
+                ended_acknowledging=ended_acknowledging, acknowledged_seqs=list(self._acked))

@@ -1,0 +1,46 @@
+"""What every repointer does: point the application at a host:port, say where it points, check it can.
+
+Repointing is the cutover's point of no return, so each repointer reads the real thing back
+(`current`, `points_to`) instead of trusting that its command worked, and `check` (for `migrate
+plan`) only reads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from migrate.errors import MigrateError, Refused
+
+
+class RepointFailed(MigrateError):
+    """Pointing the application failed; before the point of no return the cutover rolls back."""
+
+
+class RepointCheckFailed(Refused):
+    """The repointer cannot work as configured (found by `check`; nothing was changed)."""
+
+
+class Repointer(ABC):
+    method: ClassVar[str]
+
+    @abstractmethod
+    def describe(self, host: str, port: int) -> str:
+        """What `point_to(host, port)` would do, in one sentence, without doing it (for --dry-run)."""
+
+    @abstractmethod
+    def current(self) -> tuple[str, int] | None:
+        """Where the application is pointed now, read from the real thing; None when unknowable."""
+
+    @abstractmethod
+    def point_to(self, host: str, port: int) -> str:
+        """Point the application at host:port; return one sentence saying what was done."""
+
+    def points_to(self, host: str, port: int) -> bool | None:
+        """Whether the application is pointed at host:port now; None when unknowable."""
+        now = self.current()
+        return None if now is None else now == (host, port)
+
+    @abstractmethod
+    def check(self) -> str:
+        """Read-only: can `point_to` work? One sentence if so; raise RepointCheckFailed otherwise."""

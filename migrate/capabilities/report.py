@@ -1,0 +1,187 @@
+"""The run's report: `report.json` for machines, `report.md` for people, and a line for the terminal.
+
+The write downtime in it is the probe's measurement, stated with how it was measured: the longest gap
+between acknowledged writes of an application-side probe, and whether every acknowledged write is on
+the new primary. Without a probe the report says the downtime was not measured, never a number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from migrate import log
+from migrate.errors import BadInput
+from migrate.runner.store import ensure_private_dir, now_iso, write_atomic
+
+JSON_NAME = "report.json"
+MD_NAME = "report.md"
+
+
+def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: dict[str, Any] | None,
+                 facts: dict[str, Any]) -> tuple[Path, Path]:
+    """Write report.json and report.md (0600, atomically) into `run_dir`; return their paths.
+
+    `run` is `RunResult.as_dict()`, `probe` is `ProbeResult.as_dict()` (None when no probe ran)."""
+    run_dir = ensure_private_dir(Path(run_dir))
+    json_path, md_path = run_dir / JSON_NAME, run_dir / MD_NAME
+    report = {
+        "workflow": workflow,
+        "run_id": run.get("run_id"),
+        "generated_at": now_iso(),
+        "status": run.get("status"),
+        "duration_s": run.get("duration_s"),
+        "steps": run.get("steps", []),
+        "write_downtime": write_downtime(probe),
+        "probe": probe,
+        "facts": log.redact_value("facts", facts),
+        "files": {"json": str(json_path), "markdown": str(md_path)},
+    }
+    write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(md_path, render_markdown(report))
+    return json_path, md_path
+
+
+def load_report(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / JSON_NAME
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"no report yet in {run_dir}",
+                       hint="`migrate cutover -p PLAYBOOK` (or `migrate rehearse`) writes one at its end; "
+                            "`migrate demo` makes one on the sandbox") from None
+    report["files"] = {"json": str(path), "markdown": str(Path(run_dir) / MD_NAME)}  # wherever it is now
+    return report
+
+
+def write_downtime(probe: dict[str, Any] | None) -> dict[str, Any]:
+    """The report's downtime section, from the probe's result alone."""
+    if probe is None:
+        return {"measured": False, "longest_gap_ms": None, "from": None, "to": None, "failed_attempts": None,
+                "acknowledged": None, "lost_acknowledged_writes": None,
+                "every_acknowledged_write_on_new_primary": None, "probe_rate": None, "ended_acknowledging": None}
+    lost = probe.get("lost_count")
+    return {
+        "measured": True,
+        "longest_gap_ms": probe["max_gap_ms"],
+        "from": probe["max_gap_started_at"],
+        "to": probe["max_gap_ended_at"],
+        "failed_attempts": probe["failed"],
+        "acknowledged": probe["acknowledged"],
+        "lost_acknowledged_writes": lost,
+        "every_acknowledged_write_on_new_primary": None if lost is None else lost == 0,
+        "probe_rate": probe["rate"],
+        "ended_acknowledging": probe["ended_acknowledging"],
+    }
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One or two lines for the terminal."""
+    wd = report["write_downtime"]
+    head = f"{report['workflow']} {report['status']}"
+    if report.get("duration_s") is not None:
+        head += f" in {report['duration_s']:.1f} s"
+    if not wd["measured"]:
+        text = f"{head}: write downtime not measured (no probe ran)"
+    else:
+        how = f"longest gap between acknowledged writes, probe at {_rate(wd['probe_rate'])}/s"
+        at_least = "" if wd["ended_acknowledging"] else "at least "
+        text = f"{head}: write downtime {at_least}{_num(wd['longest_gap_ms'])} ms ({how}), "
+        if wd["lost_acknowledged_writes"] is None:
+            text += f"{_num(wd['acknowledged'])} acknowledged writes (not checked on the new primary)"
+        else:
+            lost = wd["lost_acknowledged_writes"]
+            text += f"{_num(lost)} of {_num(wd['acknowledged'])} acknowledged writes {'LOST' if lost else 'lost'}"
+        if not wd["ended_acknowledging"]:
+            text += "\nwrites were still failing when the probe stopped"
+    path = report.get("files", {}).get("markdown")
+    return f"{text}; report: {path}" if path else text
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# migrate {report['workflow']}: {report['status']}", "",
+             f"Run `{report['run_id']}`, {_seconds(report.get('duration_s'))}; report generated "
+             f"{report['generated_at']}.", "", "## Steps", "",
+             "| step | status | seconds | what it did |", "|---|---|---:|---|"]
+    for step in report["steps"]:
+        lines.append(f"| {_cell(step.get('name'))} | {_cell(step.get('status'))} | "
+                     f"{_cell(_num(step.get('duration_s'), 2))} | {_cell(step.get('message'))} |")
+    lines += ["", *_downtime_md(report["write_downtime"], report.get("probe")), "", "## Facts", ""]
+    facts = report.get("facts") or {}
+    if facts:
+        lines += ["| fact | value |", "|---|---|"]
+        lines += [f"| {_cell(k)} | {_cell(_fact(v))} |" for k, v in facts.items()]
+    else:
+        lines.append("None recorded.")
+    return "\n".join(lines) + "\n"
+
+
+def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
+    lines = ["## Write downtime", ""]
+    if not wd["measured"] or probe is None:
+        return [*lines, "Not measured: no write probe ran during this run."]
+    rate = probe["rate"]
+    lines += [
+        f"**{_num(wd['longest_gap_ms'])} ms**{'' if wd['ended_acknowledging'] else ' at least'}: the longest "
+        f"interval between two acknowledged writes, from {wd['from']} to {wd['to']}.", "",
+        f"How it was measured: a probe connected as an application account to the application's endpoint "
+        f"and wrote one sequence-numbered row every {_num(1000 / rate, 1)} ms ({_rate(rate)}/s) into "
+        "`_migrate.probe`, reconnecting after every failed write. The gap is measured between the moments "
+        "the probe received the server's acknowledgements, counting from the probe's start to its first acknowledged "
+        "write and from its last one to its stop, so a lockout is counted whole, not only the gaps "
+        "between writes that succeeded.", "",
+        f"- attempts {_num(probe['attempts'])}, acknowledged {_num(probe['acknowledged'])}, "
+        f"failed {_num(probe['failed'])}, from {probe['started_at']} to {probe['ended_at']}",
+    ]
+    if wd["ended_acknowledging"]:
+        lines.append("- the probe ended acknowledging: writes were succeeding again when it stopped")
+    else:
+        lines.append("- **the probe ended while writes still failed**: the downtime is at least the gap above")
+    gaps = probe.get("gaps_over_100ms") or []
+    if gaps:
+        lines.append("- gaps over 100 ms: " + "; ".join(f"{_num(g['ms'])} ms from {g['from']} to {g['to']}"
+                                                         for g in gaps))
+    lines += ["", "## Lost writes", ""]
+    lost = wd["lost_acknowledged_writes"]
+    if lost is None:
+        lines.append("Not checked: the acknowledged writes were not looked for on the new primary.")
+    elif lost == 0:
+        lines.append(f"None: all {_num(wd['acknowledged'])} acknowledged writes are on the new primary.")
+    else:
+        shown = ", ".join(str(s) for s in (probe.get("lost") or [])[:20])
+        lines.append(f"**{_num(lost)} of {_num(wd['acknowledged'])} acknowledged writes are missing on the new "
+                     f"primary** (probe run `{probe['run_id']}`, seq {shown}{', ...' if lost > 20 else ''}).")
+    lines += ["", "## Errors the probe saw", ""]
+    errors = probe.get("errors") or []
+    if not errors:
+        return [*lines, "None."]
+    lines += ["| count | during | code | message |", "|---:|---|---|---|"]
+    lines += [f"| {e['count']} | {_cell(e.get('during'))} | {_cell(e.get('code'))} | {_cell(e.get('message'))} |"
+              for e in errors]
+    return lines
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int | float):
+        return f"{value:,.{digits}f}" if digits or isinstance(value, float) else f"{value:,}"
+    return str(value)
+
+
+def _rate(value: float) -> str:
+    return f"{value:g}"
+
+
+def _seconds(value: Any) -> str:
+    return "duration unknown" if value is None else f"{value:,.1f} s"
+
+
+def _fact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _cell(value: Any) -> str:
+    """A markdown table cell: pipes escaped, one line."""
+    return "" if value is None else " ".join(str(value).replace("|", "\\|").split())

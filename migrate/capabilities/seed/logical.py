@@ -1,0 +1,189 @@
+"""The logical seed: dump the source and load the target, both run on the target host, so the data
+flows source -> target host and never through the machine that runs `migrate`.
+
+One consistent snapshot with its exact binary-log coordinates:
+- mydumper: FLUSH TABLES WITH READ LOCK where allowed, else `--lock-all-tables` (LOCK TABLES ... READ on
+  every dumped table while the dump threads open their snapshots: RDS refuses the global lock);
+  coordinates from its `metadata` file.
+- mysqldump / mariadb-dump: `--single-transaction` with the coordinates in the dump's header (MariaDB
+  reads them from the snapshot itself, Binlog_snapshot_*, with no lock at all).
+The load runs with binary logging off, so the seed never reaches the target's own binlog.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from migrate.adapters.client_config import defaults_file
+from migrate.adapters.db import Endpoint
+from migrate.adapters.dialect import BinlogPosition, Dialect
+from migrate.adapters.executor import Executor
+from migrate.errors import MigrateError
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class SeedError(MigrateError):
+    pass
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    source: Endpoint  # as the target host reaches it
+    target: Endpoint  # as the target host reaches it
+    source_dialect: Dialect
+    schemas: list[str]
+    tables: int  # for progress
+    threads: int
+    tool: str  # auto | mydumper | mysqldump
+    global_lock: bool  # FLUSH TABLES WITH READ LOCK allowed on the source
+    workdir: str
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    tool: str
+    position: BinlogPosition
+    seconds: float
+    dump_bytes: int
+    consistency: str
+
+    def as_dict(self) -> dict:
+        return {"tool": self.tool, "file": self.position.file, "pos": self.position.pos,
+                "gtid": self.position.gtid_set, "seconds": round(self.seconds, 2), "dump_bytes": self.dump_bytes,
+                "consistency": self.consistency}
+
+
+def choose_tool(host: Executor, wanted: str) -> str:
+    if wanted != "auto":
+        return wanted
+    return "mydumper" if host.which("mydumper") and host.which("myloader") else "mysqldump"
+
+
+def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -> SeedResult:
+    tool = choose_tool(host, plan.tool)
+    started = time.monotonic()
+    host.run(["rm", "-rf", plan.workdir], timeout=600)
+    host.run(["mkdir", "-p", "-m", "700", plan.workdir], timeout=60)
+    src_cnf, tgt_cnf = f"{plan.workdir}/source.cnf", f"{plan.workdir}/target.cnf"
+    mysql_tools = plan.source_dialect.flavor == "mysql"
+    host.write_file(src_cnf, defaults_file(plan.source, mysql_tools=mysql_tools))
+    host.write_file(tgt_cnf, defaults_file(plan.target, mysql_tools=mysql_tools))
+    try:
+        if tool == "mydumper":
+            position, consistency, size = _mydumper(host, plan, src_cnf, tgt_cnf, progress, timeout_s)
+        else:
+            position, consistency, size = _mysqldump(host, plan, src_cnf, tgt_cnf, progress, timeout_s)
+    finally:
+        host.run(["rm", "-f", src_cnf, tgt_cnf], timeout=60, check=False)
+    host.run(["rm", "-rf", plan.workdir], timeout=600, check=False)
+    return SeedResult(tool, position, time.monotonic() - started, size, consistency)
+
+
+# -- mydumper / myloader ----------------------------------------------------------------------------
+
+
+def mydumper_command(plan: SeedPlan, src_cnf: str, out_dir: str) -> list[str]:
+    regex = "^(" + "|".join(re.escape(s) + r"\." for s in plan.schemas) + ")"
+    argv = ["mydumper", f"--defaults-file={src_cnf}", "--outputdir", out_dir, "--threads", str(plan.threads),
+            "--triggers", "--events", "--routines", "--regex", regex, "--verbose", "3"]
+    if not plan.global_lock:
+        argv.append("--lock-all-tables")
+    return argv
+
+
+def myloader_command(plan: SeedPlan, tgt_cnf: str, out_dir: str) -> list[str]:
+    # myloader disables binary logging for its sessions unless --enable-binlog is given.
+    return ["myloader", f"--defaults-file={tgt_cnf}", "--directory", out_dir, "--threads", str(plan.threads),
+            "--overwrite-tables", "--verbose", "3"]
+
+
+def _mydumper(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progress: Progress,
+              timeout_s: float) -> tuple[BinlogPosition, str, int]:
+    out_dir = f"{plan.workdir}/dump"
+    dumped: set[str] = set()
+    loaded: set[str] = set()
+
+    def on_dump(line: str) -> None:
+        m = re.search(r"dumping data for `([^`]+)`\.`([^`]+)`", line)
+        if m:
+            dumped.add(m.group(0))
+            progress("dump", len(dumped), plan.tables)
+
+    def on_load(line: str) -> None:
+        m = re.search(r"restoring `([^`]+)`\.`([^`]+)`", line)
+        if m:
+            loaded.add(m.group(1) + "." + m.group(2))
+            progress("load", len(loaded), plan.tables)
+
+    deadline = time.monotonic() + timeout_s
+    host.run(mydumper_command(plan, src_cnf, out_dir), timeout=timeout_s, on_stderr_line=on_dump)
+    metadata = host.read_file(f"{out_dir}/metadata").decode()
+    position = parse_mydumper_metadata(metadata)
+    size = int(host.run(["du", "-sb", out_dir], timeout=120).text.split()[0])
+    host.run(myloader_command(plan, tgt_cnf, out_dir), timeout=max(60.0, deadline - time.monotonic()),
+             on_stderr_line=on_load)
+    consistency = "global read lock" if plan.global_lock else "LOCK TABLES on every dumped table"
+    return position, f"mydumper, {consistency}", size
+
+
+def parse_mydumper_metadata(text: str) -> BinlogPosition:
+    """The `SHOW MASTER STATUS:` block of mydumper's metadata file (Log, Pos and, when on, GTID)."""
+    block = text.split("SHOW MASTER STATUS:", 1)
+    if len(block) != 2:
+        raise SeedError("mydumper's metadata has no binary log position: binary logging may be off on the source",
+                        hint="turn binary logging on (RDS: automated backups on) and seed again")
+    body = block[1].split("SHOW SLAVE STATUS:")[0]
+    fields = dict(re.findall(r"^\s*(Log|Pos|GTID)\s*:\s*(.*?)\s*$", body, re.M))
+    if "Log" not in fields or "Pos" not in fields:
+        raise SeedError(f"cannot read the binary log position from mydumper's metadata: {body.strip()[:200]}")
+    return BinlogPosition(fields["Log"], int(fields["Pos"]), fields.get("GTID") or None)
+
+
+# -- mysqldump / mariadb-dump -----------------------------------------------------------------------
+
+
+def mysqldump_commands(plan: SeedPlan, src_cnf: str, tgt_cnf: str, dump_file: str) -> tuple[str, str]:
+    d = plan.source_dialect
+    if d.is_mariadb:
+        dump = ["mariadb-dump", f"--defaults-file={src_cnf}", "--master-data=2", "--gtid"]
+        load = ["mariadb", f"--defaults-file={tgt_cnf}"]
+    else:
+        coords = "--source-data=2" if d.version >= (8, 0, 26) else "--master-data=2"
+        dump = ["mysqldump", f"--defaults-file={src_cnf}", coords, "--set-gtid-purged=COMMENTED"]
+        load = ["mysql", f"--defaults-file={tgt_cnf}"]
+    dump += ["--single-transaction", "--routines", "--events", "--triggers", "--hex-blob",
+             "--default-character-set=utf8mb4", "--databases", *plan.schemas]
+    load += ["--init-command=SET SESSION sql_log_bin=0", "--default-character-set=utf8mb4"]
+    return shlex.join(dump) + " > " + shlex.quote(dump_file), shlex.join(load) + " < " + shlex.quote(dump_file)
+
+
+def _mysqldump(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progress: Progress,
+               timeout_s: float) -> tuple[BinlogPosition, str, int]:
+    dump_file = f"{plan.workdir}/dump.sql"
+    dump, load = mysqldump_commands(plan, src_cnf, tgt_cnf, dump_file)
+    deadline = time.monotonic() + timeout_s
+    progress("dump", 0, 1)
+    host.run(dump, timeout=timeout_s)
+    header = host.run(f"head -n 300 {shlex.quote(dump_file)}", timeout=60).text
+    position = parse_dump_header(header)
+    size = int(host.run(["stat", "-c", "%s", dump_file], timeout=60).text.strip())
+    progress("load", 0, 1)
+    host.run(load, timeout=max(60.0, deadline - time.monotonic()))
+    progress("load", 1, 1)
+    return position, "mysqldump --single-transaction (coordinates of the snapshot itself)", size
+
+
+def parse_dump_header(header: str) -> BinlogPosition:
+    m = re.search(r"CHANGE (?:MASTER|REPLICATION SOURCE) TO (?:MASTER|SOURCE)_LOG_FILE='([^']+)', "
+                  r"(?:MASTER|SOURCE)_LOG_POS=(\d+)", header)
+    if not m:
+        raise SeedError("the dump carries no binary log position (was binary logging on at the source?)",
+                        hint="turn binary logging on at the source and seed again")
+    gtid = re.search(r"SET GLOBAL gtid_slave_pos='([^']*)'", header) or \
+        re.search(r"GTID_PURGED=(?:/\*!80000 '\+'\*/ )?'([^']*)'", header)
+    return BinlogPosition(m.group(1), int(m.group(2)), (gtid.group(1) or None) if gtid else None)

@@ -1,0 +1,261 @@
+"""The steps of `migrate start`: prepare the source, seed the target, carry accounts, replicate.
+
+Each `done()` asks the servers; each `run()` ends with the sentence that goes to the journal.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from migrate.adapters.db import Session, quote_ident
+from migrate.adapters.dialect import BinlogPosition
+from migrate.capabilities import accounts, inspector, probe, replication
+from migrate.capabilities.inspector import TOOL_SCHEMA, Account
+from migrate.capabilities.seed import logical
+from migrate.errors import Refused
+from migrate.runner import RunContext, Step
+from migrate.workflows.context import Migration
+
+MIN_RETENTION_HOURS = 24
+
+
+class MigrationStep(Step):
+    def __init__(self, m: Migration):
+        self.m = m
+
+
+def app_accounts(source: Session, m: Migration) -> list[Account]:
+    found = inspector.accounts_of(source, m.pb.cutover.app_users)
+    missing = set(m.pb.cutover.app_users) - {a.user for a in found}
+    if missing:
+        raise Refused(f"application account(s) {', '.join(sorted(missing))} named in cutover.app_users do not exist "
+                      "on the source", hint="fix cutover.app_users in the playbook")
+    return found
+
+
+class PrepareSource(MigrationStep):
+    name = "prepare_source"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        return (f"on the source: binlog retention >= {MIN_RETENTION_HOURS} h (RDS), the tool's schema "
+                f"{TOOL_SCHEMA} with the probe table, INSERT/SELECT on it for the application accounts")
+
+    def _retention(self, s: Session) -> int | None:
+        rows = s.run(s.dialect.show_rds_configuration())
+        value = next((r["value"] for r in rows if r["name"] == "binlog retention hours"), None)
+        return int(value) if value not in (None, "", "NULL") else None
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.m.source() as s:
+            if s.dialect.rds and (self._retention(s) or 0) < MIN_RETENTION_HOURS:
+                return False
+            if not inspector.table_exists(s, TOOL_SCHEMA, probe.PROBE_TABLE):
+                return False
+            return all(inspector.has_grant_on(s, a, TOOL_SCHEMA) for a in app_accounts(s, self.m))
+
+    def run(self, ctx: RunContext) -> str:
+        said = []
+        with self.m.source() as s:
+            if s.dialect.rds:
+                hours = self._retention(s)
+                if (hours or 0) < MIN_RETENTION_HOURS:
+                    s.run(s.dialect.set_binlog_retention(MIN_RETENTION_HOURS))
+                    said.append(f"binlog retention raised from {hours or 'NULL (purge at once)'} to "
+                                f"{MIN_RETENTION_HOURS} h so the binlogs the replica needs stay")
+            probe.ensure_probe_table(s)
+            for account in app_accounts(s, self.m):
+                probe.grant_probe(s, account.user, account.host)
+        said.append(f"schema {TOOL_SCHEMA} ready; the application accounts may write the probe's rows there")
+        return "; ".join(said)
+
+
+class ReplicationUser(MigrationStep):
+    name = "replication_user"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        return f"create the replication account '{self.m.pb.replication.user}'@'%' on the source if missing"
+
+    def _login(self) -> str | None:
+        ep = self.m.source_endpoint()
+        from dataclasses import replace
+
+        return replication.login_works(replace(ep, user=self.m.pb.replication.user,
+                                               password=self.m.replication_password))
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.m.source() as s:
+            if not replication.user_exists(s, self.m.pb.replication.user):
+                return False
+        return self._login() is None
+
+    def run(self, ctx: RunContext) -> str:
+        with self.m.source() as s:
+            sentence = replication.ensure_user(s, self.m.pb.replication.user, self.m.replication_password)
+        problem = self._login()
+        if problem:
+            raise Refused(f"the replication account cannot log in to the source: {problem}",
+                          hint="the account existed with another password: set replication.password to it, "
+                               "or change the account's password on the source")
+        return sentence + "; its password works"
+
+
+class Seed(MigrationStep):
+    name = "seed"
+    timeout_s = 24 * 3600.0
+
+    def describe(self) -> str:
+        return ("dump the source and load the target on the target host (mydumper/myloader or mysqldump), one "
+                "consistent snapshot with its binary-log coordinates, binary logging off for the load")
+
+    def _schemas(self, s: Session) -> list[str]:
+        return inspector.schemas_to_copy(s, self.m.pb.seed.databases)
+
+    def done(self, ctx: RunContext) -> bool:
+        if not ctx.data.get("seed", {}).get("completed"):
+            return False
+        with self.m.source() as s, self.m.target() as t:
+            schemas = self._schemas(s)
+            wanted = {(r["schema"], r["name"]) for r in inspector.tables(s, schemas)}
+            present = {(r["schema"], r["name"]) for r in inspector.tables(t, schemas)}
+        return wanted <= present
+
+    def run(self, ctx: RunContext) -> str:
+        ctx.data.pop("seed", None)
+        ctx.save()
+        with self.m.source() as s:
+            schemas = self._schemas(s)
+            table_count = len(inspector.tables(s, schemas))
+            global_lock = inspector.can_take_global_read_lock(s, rds=self.m.pb.source.kind == "rds")
+            source_dialect = s.dialect
+            events = inspector.events(s, schemas)
+        with self.m.target() as t:  # a resumed seed starts from a clean slate
+            t.run(t.dialect.set_sql_log_bin(False))
+            for schema in schemas:
+                t.run(f"DROP DATABASE IF EXISTS {quote_ident(schema)}")
+        host, port = self.m.source_host_for_target
+        from dataclasses import replace
+
+        plan = logical.SeedPlan(
+            source=replace(self.m.source_endpoint(), host=host, port=port),
+            target=self.m.target_endpoint(), source_dialect=source_dialect, schemas=schemas, tables=table_count,
+            threads=self.m.pb.seed.threads, tool=self.m.pb.seed.tool, global_lock=global_lock,
+            workdir=str(PurePosixPath(str(self.m.pb.target.datadir)).parent / f"migrate-seed-{self.m.pb.name}"))
+        ctx.on_cancel(self.m.close)
+        result = logical.seed(self.m.target_host, plan, lambda phase, done, total: ctx.progress(
+            f"seed: {phase}", done=done, total=total, unit=" tables"), self.timeout_s)
+        position = self._exact(result.position, source_dialect)
+        ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
+                            "enabled_events": [f"{e['schema']}.{e['name']}" for e in events if e["status"] == "ENABLED"]}
+        return (f"seeded {len(schemas)} schema(s) ({', '.join(schemas)}) with {result.tool} in {result.seconds:.1f} s, "
+                f"{result.dump_bytes / 1e6:.1f} MB; snapshot at {position.file}:{position.pos}"
+                + (f", GTID {position.gtid_set}" if position.gtid_set else "") + f" ({result.consistency})")
+
+    def _exact(self, position: BinlogPosition, dialect) -> BinlogPosition:
+        """MariaDB: the GTID of the snapshot's file/position, computed by the source itself."""
+        if not dialect.is_mariadb:
+            return position
+        with self.m.source() as s:
+            gtid = s.value(dialect.gtid_at(position.file, position.pos))
+        if gtid and gtid != position.gtid_set:
+            from migrate import log
+
+            log.get().warning("snapshot GTID differs from the tool's; using the source's", tool=position.gtid_set,
+                              source=gtid)
+        return BinlogPosition(position.file, position.pos, gtid or position.gtid_set)
+
+
+class CarryAccounts(MigrationStep):
+    name = "accounts"
+    timeout_s = 300.0
+
+    def describe(self) -> str:
+        return ("recreate on the target the application accounts and the DEFINER accounts of triggers, routines, "
+                "views and events, with their grants (binary logging off)")
+
+    def _wanted(self, s: Session, ctx: RunContext) -> list[Account]:
+        schemas = ctx.data.get("seed", {}).get("schemas") or inspector.schemas_to_copy(s, self.m.pb.seed.databases)
+        found = {*app_accounts(s, self.m), *inspector.definers(s, schemas)}
+        return sorted((a for a in found if a.user not in inspector.SERVICE_ACCOUNTS), key=lambda a: (a.user, a.host))
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.m.source() as s, self.m.target() as t:
+            return all(accounts.exists(t, a) for a in self._wanted(s, ctx)) and "accounts" in ctx.data
+
+    def run(self, ctx: RunContext) -> str:
+        with self.m.source() as s, self.m.target() as t:
+            wanted = self._wanted(s, ctx)
+            result = accounts.carry(s, t, wanted)
+        ctx.data["accounts"] = result.as_dict()
+        skipped = f"; skipped: {', '.join(x['account'] + ' (' + x['why'] + ')' for x in result.skipped)}" \
+            if result.skipped else ""
+        return f"carried {len(result.carried)} account(s) to the target: {', '.join(result.carried)}{skipped}"
+
+
+class DisableEvents(MigrationStep):
+    name = "events_disabled"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        return "disable on the target the events the dump carried (they would run on the replica and diverge it)"
+
+    def _enabled(self, t: Session, ctx: RunContext) -> list[dict]:
+        schemas = ctx.data.get("seed", {}).get("schemas", [])
+        return [e for e in inspector.events(t, schemas) if e["status"] == "ENABLED"] if schemas else []
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.m.target() as t:
+            return not self._enabled(t, ctx)
+
+    def run(self, ctx: RunContext) -> str:
+        with self.m.target() as t:
+            enabled = self._enabled(t, ctx)
+            t.run(t.dialect.set_sql_log_bin(False))
+            for e in enabled:
+                user, _, host = e["definer"].rpartition("@")
+                t.run(f"ALTER DEFINER = {Account(user, host).sql()} EVENT {quote_ident(e['schema'])}."
+                      f"{quote_ident(e['name'])} DISABLE")
+        return f"{len(enabled)} event(s) disabled on the target until promotion"
+
+
+class StartReplication(MigrationStep):
+    name = "replication"
+    timeout_s = 120.0
+    start_timeout_s = 30.0
+
+    def describe(self) -> str:
+        host, port = self.m.source_host_for_target
+        return f"make the target a replica of {host}:{port} from the snapshot's coordinates, start it, wait for both threads"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.m.target() as t:
+            status = replication.read_status(t)
+        host, port = self.m.source_host_for_target
+        return status.configured and status.healthy and status.source_port == port and status.source_host == host
+
+    def run(self, ctx: RunContext) -> str:
+        seed = ctx.data["seed"]
+        position = BinlogPosition(seed["file"], seed["pos"], seed.get("gtid"))
+        host, port = self.m.source_host_for_target
+        with self.m.target() as t:
+            replication.stop_and_forget(t)
+            how = replication.configure(t, host=host, port=port, user=self.m.pb.replication.user,
+                                        password=self.m.replication_password, position=position,
+                                        mode=self.m.pb.replication.mode,
+                                        tls=self.m.pb.source.tls.mode != "disabled",
+                                        ca_file=str(self.m.pb.source.tls.ca_file) if self.m.pb.source.tls.ca_file else None)
+            t.run(t.dialect.start_replica())
+            status = replication.wait_running(t, self.start_timeout_s)
+            made_read_only = not t.variable("read_only")
+            if made_read_only:  # nothing but replication may write to the replica
+                for stmt in t.dialect.set_read_only(True):
+                    t.run(stmt)
+        ctx.data["replication"] = {"how": how}
+        return (f"target replicates from {host}:{port} ({how}); both threads running, "
+                f"{status.seconds_behind if status.seconds_behind is not None else '?'} s behind; read_only "
+                + ("switched ON" if made_read_only else "stays ON"))
+
+
+def steps(m: Migration) -> list[Step]:
+    return [PrepareSource(m), ReplicationUser(m), Seed(m), CarryAccounts(m), DisableEvents(m), StartReplication(m)]

@@ -1,0 +1,108 @@
+"""What the workflows of one migration share: the playbook (immutable), its resolved endpoints and the
+target host's executor. Kept small on purpose: run state lives in the runner, not here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from pydantic import SecretStr
+
+from migrate import secrets
+from migrate.adapters import executor as executors
+from migrate.adapters.db import Endpoint, Session, connect
+from migrate.adapters.dialect import Dialect
+from migrate.errors import BadInput
+from migrate.playbook import Playbook, Tls
+from migrate.runner import Store
+
+
+@dataclass
+class Migration:
+    pb: Playbook
+    _host: executors.Executor | None = field(default=None, repr=False)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.pb.run_dir)
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    @cached_property
+    def source_address(self) -> tuple[str, int]:
+        src = self.pb.source
+        if src.host:
+            return src.host, src.port
+        return self._rds_address()
+
+    def _rds_address(self) -> tuple[str, int]:
+        from migrate.adapters import aws
+
+        rds = aws.client(self.pb.aws, "rds")
+        try:
+            instance = rds.describe_db_instances(DBInstanceIdentifier=self.pb.source.rds_instance_id)["DBInstances"][0]
+        except Exception as exc:  # noqa: BLE001 - botocore raises many kinds; all mean "cannot resolve"
+            raise BadInput(f"source.host is not set and RDS instance {self.pb.source.rds_instance_id} could not be "
+                           f"looked up: {exc}", hint="set source.host, or check aws.region and credentials") from None
+        endpoint = instance.get("Endpoint") or {}
+        return endpoint["Address"], int(endpoint.get("Port") or self.pb.source.port)
+
+    @cached_property
+    def source_password(self) -> SecretStr:
+        return secrets.resolve(self.pb.source, what="source.password", aws=self.pb.aws)
+
+    @cached_property
+    def target_password(self) -> SecretStr:
+        return secrets.resolve(self.pb.target, what="target.password", aws=self.pb.aws)
+
+    @cached_property
+    def replication_password(self) -> SecretStr:
+        return secrets.resolve(self.pb.replication, what="replication.password", aws=self.pb.aws)
+
+    def source_endpoint(self) -> Endpoint:
+        host, port = self.source_address
+        return _endpoint(host, port, self.pb.source.user, self.source_password, self.pb.source.tls, "source",
+                         rds=self.pb.source.kind == "rds")
+
+    def target_endpoint(self) -> Endpoint:
+        t = self.pb.target
+        return _endpoint(t.host, t.port, t.user, self.target_password, t.tls, "target")
+
+    @property
+    def source_host_for_target(self) -> tuple[str, int]:
+        """How the target reaches the source for replication (it may differ from how we do)."""
+        host, port = self.source_address
+        return self.pb.replication.source_host or host, port
+
+    # -- sessions and hosts -----------------------------------------------------------------------
+    def source(self, **kw) -> Session:
+        return connect(self.source_endpoint(), **kw)
+
+    def target(self, **kw) -> Session:
+        return connect(self.target_endpoint(), **kw)
+
+    @cached_property
+    def source_dialect(self) -> Dialect:
+        with self.source() as s:
+            return s.dialect
+
+    @cached_property
+    def target_dialect(self) -> Dialect:
+        with self.target() as t:
+            return t.dialect
+
+    @property
+    def target_host(self) -> executors.Executor:
+        """Where seeding runs: the target's EC2 host over SSH, or this machine when target.ssh is null."""
+        if self._host is None:
+            self._host = executors.for_host(self.pb.target.ssh, label="target host")
+        return self._host
+
+    def close(self) -> None:
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
+
+def _endpoint(host: str, port: int, user: str, password: SecretStr, tls: Tls, label: str, rds: bool = False) -> Endpoint:
+    return Endpoint(host, port, user, password, tls=tls.mode, ca_file=str(tls.ca_file) if tls.ca_file else None,
+                    label=label, rds=rds)
