@@ -9,9 +9,8 @@ export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test deps venv lint sandbox-down clean
 
-demo: deps venv ## sandbox up, then what it started (the next issue runs the whole migration here)
-	$(VENV)/bin/migrate sandbox up --dir $(SANDBOX)
-	@echo "Stop it with: $(VENV)/bin/migrate sandbox down --dir $(SANDBOX)"
+demo: deps venv ## a fresh sandbox, start, catch up, cutover under a live probe, the measured report
+	$(VENV)/bin/migrate --log-level warning demo --dir $(SANDBOX)
 
 test: deps venv ## the whole suite, on real servers the tests start themselves
 	$(VENV)/bin/ruff check migrate tests bench

@@ -26,3 +26,32 @@ def endpoint_as(server_port: int, user: str, password: str, label: str = "server
 
 def open_session(ep: Endpoint) -> Session:
     return connect(ep, attempts=1)
+
+
+def fingerprint(session: Session, schema: str, table: str, key: str, upto: int | None) -> tuple[int, int]:
+    """(rows, checksum) of `table` up to `key <= upto`: comparable between source and target."""
+    cols = [r["c"] for r in session.run(
+        "SELECT column_name AS c FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "ORDER BY ordinal_position", (schema, table))]
+    expr = "CONCAT_WS('#', " + ", ".join(f"COALESCE(`{c}`, 'NULL')" for c in cols) + ")"
+    where = f"WHERE `{key}` <= {int(upto)}" if upto is not None else ""
+    row = session.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(CRC32({expr})), 0) AS crc FROM `{schema}`.`{table}` {where}")
+    return int(row["n"]), int(row["crc"])
+
+
+def write_playbook(source: Path, dest: Path, **changes) -> Path:
+    """A copy of the playbook at `source` with nested keys changed: write_playbook(a, b, cutover={"timeout_s": 2})."""
+    import yaml
+
+    data = yaml.safe_load(source.read_text())
+
+    def merge(into: dict, new: dict) -> None:
+        for k, v in new.items():
+            if isinstance(v, dict) and isinstance(into.get(k), dict):
+                merge(into[k], v)
+            else:
+                into[k] = v
+
+    merge(data, changes)
+    dest.write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest

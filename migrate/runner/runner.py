@@ -73,6 +73,7 @@ class Step(ABC):
     name: ClassVar[str]
     timeout_s: ClassVar[float] = 120.0
     point_of_no_return: ClassVar[bool] = False
+    changes_nothing: ClassVar[bool] = False  # a check: a refusal by it, or before it, needs no rollback
 
     @abstractmethod
     def describe(self) -> str:
@@ -293,9 +294,9 @@ class Runner:
                          hint=f"fix the cause and rerun `migrate {self.workflow}`")
 
     def _nothing_changed_before(self, step: Step) -> bool:
-        """A refusal by the first step that did anything (a gate) changed nothing: nothing to roll back."""
+        """A refusal when every step before it only checked (a gate) changed nothing: nothing to roll back."""
         earlier = self.steps[: self.steps.index(step)]
-        return all(self._run["steps"].get(s.name, {}).get("status") != "done" for s in earlier)
+        return all(s.changes_nothing or self._run["steps"].get(s.name, {}).get("status") != "done" for s in earlier)
 
     def _rollback(self, failed: Step, ctx: RunContext) -> bool:
         """Undo, newest first, every step of this workflow that ran or was found done. True if all undone."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from migrate.adapters.db import Endpoint, Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, inspector, replication, write_block
+from migrate.capabilities import accounts, hooks, inspector, replication, write_block
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
 from migrate.capabilities.repoint.base import Repointer
 from migrate.errors import Refused, StepFailed
@@ -32,6 +32,7 @@ class Gates(MigrationStep):
     """Checked before anything changes: replication healthy, caught up within max_lag_s, continuously."""
 
     name = "gates"
+    changes_nothing = True
 
     def __init__(self, m: Migration):
         super().__init__(m)
@@ -85,6 +86,22 @@ class Gates(MigrationStep):
         if not t.variable("read_only"):
             raise Refused("the target is writable while it replicates: something may have written to it",
                           hint="set read_only=ON on the target, verify it, then retry")
+
+
+class BeforeCutoverHook(MigrationStep):
+    name = "hook_before_cutover"
+    changes_nothing = True  # as far as migrate knows: the hook is the user's
+    timeout_s = hooks.HOOK_TIMEOUT_S + 10
+
+    def describe(self) -> str:
+        return f"run the before_cutover hook `{self.m.pb.hooks.before_cutover}`; a failure stops here, nothing changed"
+
+    def done(self, ctx: RunContext) -> bool:
+        return False
+
+    def run(self, ctx: RunContext) -> str:
+        hooks.run(self.m, "before_cutover", fatal=True)
+        return "before_cutover hook ran and said go"
 
 
 class BlockWrites(MigrationStep):
@@ -141,6 +158,16 @@ class FinalPosition(MigrationStep):
     def describe(self) -> str:
         return (f"read the source's final binary-log position and wait, at most {self.m.pb.cutover.timeout_s:g} s, "
                 "until the target has applied it")
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        """Leave the target replicating, whatever stopped it while we waited."""
+        with self.m.target() as t:
+            status = replication.read_status(t)
+            if not status.configured or (status.io_running and status.sql_running):
+                return None
+            t.run(t.dialect.start_replica())
+            replication.wait_running(t, 30)
+        return "replication on the target was stopped; started it again"
 
     def _final(self, ctx: RunContext) -> BinlogPosition | None:
         f = _cut(ctx).get("final")
@@ -329,5 +356,6 @@ class PostCheck(MigrationStep):
 
 
 def steps(m: Migration, repointer: Repointer, app_endpoint, on_repoint=None) -> list[Step]:
-    return [Gates(m), BlockWrites(m), FinalPosition(m), Promote(m), Repoint(m, repointer, on_repoint),
+    hook = [BeforeCutoverHook(m)] if m.pb.hooks.before_cutover else []
+    return [Gates(m), *hook, BlockWrites(m), FinalPosition(m), Promote(m), Repoint(m, repointer, on_repoint),
             PostCheck(m, app_endpoint)]

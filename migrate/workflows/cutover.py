@@ -12,7 +12,7 @@ from typing import Any
 
 from migrate import secrets
 from migrate.adapters.db import Endpoint
-from migrate.capabilities import report
+from migrate.capabilities import hooks, report
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
 from migrate.errors import BadInput, MigrateError, NeedsHuman
@@ -86,10 +86,13 @@ def run(m: Migration) -> dict[str, Any]:
                                        facts=_facts(m))
     data = report.load_report(m.pb.run_dir)
     summary = report.summary(data)
-    m.close()
     if error is not None:
+        hooks.run(m, "on_failure", fatal=False, error=error.message[:500])
+        m.close()
         error.message += f"\n  {summary}"
         raise error
+    hooks.run(m, "after_cutover", fatal=False, report=str(json_path))
+    m.close()
     if probe_result is not None and probe_result.lost_count:
         raise NeedsHuman(f"cutover done but {probe_result.lost_count} acknowledged write(s) are missing on the new "
                          f"primary: {summary}", hint=f"compare source and target; the report is {json_path}")

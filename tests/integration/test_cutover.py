@@ -1,0 +1,188 @@
+"""The cutover on real servers, through the real `migrate` command, while an application writes through
+HAProxy. Refusals change nothing; failures before the point of no return roll back and exit 3 (and the
+next cutover on the same sandbox then succeeds, which shows the rollback really restored everything).
+
+These tests share one sandbox of their own, in order: the last one migrates it.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from migrate.adapters.db import DatabaseError
+from migrate.capabilities import replication
+from migrate.playbook import load
+from migrate.sandbox import sample_data
+from migrate.sandbox import sandbox as sandbox_mod
+from migrate.sandbox.workload import AppWorkload
+from migrate.workflows import start
+from migrate.workflows.context import Migration
+from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
+
+SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}
+
+
+@pytest.fixture(scope="module")
+def migrating(tmp_path_factory):
+    """A sandbox of this module's own, with `migrate start` done: the target replicates from the source."""
+    import shutil
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
+    directory = parent / "sb"
+    try:
+        sb, _ = sandbox_mod.up(directory, rows=2000)
+        start.run(Migration(load(sb.playbook_path)))
+        yield sb
+    finally:
+        if (directory / sandbox_mod.MANIFEST).exists():
+            sandbox_mod.down(directory)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def app_endpoint(sb):
+    return endpoint_as(sb.ports["haproxy"], sample_data.APP_USER, sb.secret("app"))
+
+
+def journal_events(sb) -> list[tuple[str, str | None]]:
+    path = sb.dir / "state" / "sandbox" / "journal.jsonl"
+    runs = [json.loads(line) for line in path.read_text().splitlines()]
+    last_run = [e for e in runs if e.get("workflow") == "cutover"][-1]["run_id"]
+    return [(e["event"], e.get("step")) for e in runs if e.get("run_id") == last_run]
+
+
+def assert_untouched(sb) -> None:
+    """Source writable by the application through HAProxy, target a read-only healthy replica."""
+    with open_session(app_endpoint(sb)) as app:
+        assert app.value("SELECT @@port") == sb.ports["source"]
+        app.run("CALL shop.place_order(1, 'SKU-0001', 1, 100, @o)")
+    with sb.target.root() as t:
+        status = replication.read_status(t)
+        assert status.configured and status.healthy, status
+        assert t.variable("read_only") == 1
+
+
+def stop_sql_thread_hook(sb, tmp_path: Path) -> str:
+    """A before_cutover hook that stops the target's SQL thread: the final wait can then never succeed."""
+    cnf = tmp_path / "target.cnf"
+    cnf.write_text(f"[client]\nuser=root\npassword=\"{sb.target.root_password_file.read_text().strip()}\"\n"
+                   f"socket={sb.target.socket}\n")
+    cnf.chmod(0o600)
+    return f"mariadb --defaults-file={cnf} -e 'STOP SLAVE SQL_THREAD'"
+
+
+def test_dry_run_prints_the_steps_in_order_and_changes_nothing(migrating):
+    result = run_migrate("cutover", "-p", str(migrating.playbook_path), "--dry-run", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert [s["step"] for s in steps] == ["gates", "block_writes", "final_position", "promote", "repoint",
+                                          "post_check"]
+    assert [s["step"] for s in steps if s["point_of_no_return"]] == ["repoint"]
+    assert_untouched(migrating)
+
+
+def test_cutover_without_confirmation_is_refused_off_a_terminal(migrating):
+    result = run_migrate("cutover", "-p", str(migrating.playbook_path))
+    assert result.returncode == 2 and "--yes" in result.stdout
+    assert_untouched(migrating)
+
+
+def test_a_cutover_refused_by_its_gates_changes_nothing(migrating):
+    with migrating.target.root() as t:
+        t.run(t.dialect.stop_replica_sql_thread())
+    try:
+        result = run_migrate("cutover", "-p", str(migrating.playbook_path), "--yes")
+        assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+        assert "replication is not healthy" in result.stdout
+        assert journal_events(migrating)[-1] == ("run_refused", None)
+    finally:
+        with migrating.target.root() as t:
+            t.run(t.dialect.start_replica_sql_thread())
+    assert_untouched(migrating)
+
+
+def test_a_final_wait_that_times_out_rolls_back_and_exits_3(migrating, tmp_path):
+    playbook = write_playbook(migrating.playbook_path, tmp_path / "pb.yml", cutover={"timeout_s": 2},
+                              hooks={"before_cutover": stop_sql_thread_hook(migrating, tmp_path)})
+    load_ = AppWorkload(lambda: app_endpoint(migrating), rate=100, threads=2).start()
+    try:
+        result = run_migrate("cutover", "-p", str(playbook), "--yes")
+    finally:
+        writes = load_.stop()
+    assert result.returncode == 3, result.stdout + result.stderr[-2000:]
+    assert "final_position failed" in result.stdout and "rolled back" in result.stdout
+    events = journal_events(migrating)
+    assert ("step_failed", "final_position") in events
+    assert events.index(("rollback_done", "final_position")) < events.index(("rollback_done", "block_writes"))
+    assert events[-1] == ("run_rolled_back", None)
+    assert_untouched(migrating)
+    with migrating.source.root() as s:
+        missing = _missing(s, writes.acked_order_ids)
+    assert writes.acked_order_ids and missing == []
+
+
+def test_a_repoint_command_that_fails_rolls_back_and_exits_3(migrating, tmp_path):
+    # The load balancer refuses the new primary; pointing it back at the source (the rollback) works.
+    refuse_target = (f"sh -c 'if [ \"$MIGRATE_TARGET_PORT\" = {migrating.ports['target']} ]; then "
+                     "echo no route to the load balancer >&2; exit 9; fi'")
+    playbook = write_playbook(migrating.playbook_path, tmp_path / "pb.yml", cutover={"repoint": {
+        "method": "command", "command": {"run": refuse_target}}})
+    load_ = AppWorkload(lambda: app_endpoint(migrating), rate=100, threads=2).start()
+    try:
+        result = run_migrate("cutover", "-p", str(playbook), "--yes")
+    finally:
+        writes = load_.stop()
+    assert result.returncode == 3, result.stdout + result.stderr[-2000:]
+    assert "exited 9" in result.stdout and "no route to the load balancer" in result.stdout
+    events = journal_events(migrating)
+    for step in ("promote", "block_writes"):
+        assert ("rollback_done", step) in events
+    assert_untouched(migrating)
+    with migrating.source.root() as s:
+        assert _missing(s, writes.acked_order_ids) == []
+    report = json.loads((migrating.dir / "state" / "sandbox" / "report.json").read_text())
+    assert report["status"] == "rolled_back"
+
+
+def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
+    load_ = AppWorkload(lambda: app_endpoint(migrating), rate=200, threads=4).start()
+    try:
+        result = run_migrate("cutover", "-p", str(migrating.playbook_path), "--yes", "--json")
+        after = AppWorkload(lambda: app_endpoint(migrating), rate=50, threads=1).start()
+        post = after.stop()
+    finally:
+        writes = load_.stop()
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    report = json.loads(result.stdout)["report"]
+    downtime = report["write_downtime"]
+    assert downtime["lost_acknowledged_writes"] == 0 and downtime["every_acknowledged_write_on_new_primary"]
+    assert downtime["longest_gap_ms"] < 5000
+    assert post.acked_order_ids, "the application cannot write after the cutover"
+
+    with migrating.source.root() as s, migrating.target.root() as t:
+        assert _missing(t, writes.acked_order_ids + post.acked_order_ids) == []
+        for table, key in SHOP_KEYS.items():
+            upto = s.value(f"SELECT MAX(`{key}`) FROM shop.`{table}`")
+            assert fingerprint(s, "shop", table, key, upto) == fingerprint(t, "shop", table, key, upto), table
+        assert not replication.read_status(t).configured and t.variable("read_only") == 0
+    with open_session(app_endpoint(migrating)) as app:
+        assert app.value("SELECT @@port") == migrating.ports["target"]
+    old_primary = endpoint_as(migrating.ports["source"], sample_data.APP_USER, migrating.secret("app"))
+    with pytest.raises(DatabaseError) as exc, open_session(old_primary) as old:  # stays blocked for the app
+        old.run("CALL shop.place_order(1, 'SKU-0001', 1, 100, @o)")
+    assert exc.value.code in (1370, 1142)
+    report_md = migrating.dir / "state" / "sandbox" / "report.md"
+    assert "write downtime" in report_md.read_text().lower()
+    assert stat.S_IMODE(report_md.stat().st_mode) == 0o600
+
+
+def _missing(session, order_ids: list[int]) -> list[int]:
+    if not order_ids:
+        return []
+    present = {r["id"] for r in session.run("SELECT id FROM shop.orders WHERE id IN (" +
+                                            ", ".join(str(int(i)) for i in order_ids) + ")")}
+    return sorted(set(order_ids) - present)
