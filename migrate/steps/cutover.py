@@ -48,35 +48,36 @@ class Gates(MigrationStep):
 
     def run(self, ctx: RunContext) -> str:
         c = self.m.pb.cutover
-        with self.m.source() as s, self.m.target() as t:
-            self._static_checks(s, t)
-            deadline = time.monotonic() + c.stable_for_s + GATE_GRACE_S
-            stable_since, worst, samples = None, 0.0, 0
-            while True:
-                status = replication.read_status(t)
-                if not status.healthy:
-                    raise Refused(f"replication is not healthy: IO {status.io_state}, SQL "
-                                  f"{'running' if status.sql_running else 'stopped'}; {status.last_error or ''}",
-                                  hint=replication.hint_for(status))
-                lag = replication.true_lag_s(s, t, c.max_lag_s)
-                now = time.monotonic()
-                samples += 1
-                if lag is None or (status.seconds_behind or 0) > c.max_lag_s:
-                    stable_since, worst = None, 0.0
-                else:
-                    stable_since = stable_since or now
-                    worst = max(worst, lag)
-                if stable_since is not None and now - stable_since >= c.stable_for_s:
-                    return (f"replication healthy and caught up: {samples} positions sampled on the source, each "
-                            f"applied on the target within {worst * 1000:.0f} ms over {c.stable_for_s:g} s")
-                if now > deadline:
-                    raise Refused(f"the target did not stay within {c.max_lag_s:g} s of the source for "
-                                  f"{c.stable_for_s:g} s (last lag: "
-                                  f"{'over ' + format(c.max_lag_s, 'g') + ' s' if lag is None else f'{lag:.2f} s'})",
-                                  hint="wait for the replica to catch up (migrate status), or cut over when the "
-                                       "write load is lower")
-                ctx.progress("waiting for a stable replica", every_s=5)
-                time.sleep(SAMPLE_EVERY_S)
+        ctx.on_cancel(self.m.close)
+        s, t = self.m.shared("source"), self.m.shared("target")  # kept open for the steps after
+        self._static_checks(s, t)
+        deadline = time.monotonic() + c.stable_for_s + GATE_GRACE_S
+        stable_since, worst, samples = None, 0.0, 0
+        while True:
+            status = replication.read_status(t)
+            if not status.healthy:
+                raise Refused(f"replication is not healthy: IO {status.io_state}, SQL "
+                              f"{'running' if status.sql_running else 'stopped'}; {status.last_error or ''}",
+                              hint=replication.hint_for(status))
+            lag = replication.true_lag_s(s, t, c.max_lag_s)
+            now = time.monotonic()
+            samples += 1
+            if lag is None or (status.seconds_behind or 0) > c.max_lag_s:
+                stable_since, worst = None, 0.0
+            else:
+                stable_since = stable_since or now
+                worst = max(worst, lag)
+            if stable_since is not None and now - stable_since >= c.stable_for_s:
+                return (f"replication healthy and caught up: {samples} positions sampled on the source, each "
+                        f"applied on the target within {worst * 1000:.0f} ms over {c.stable_for_s:g} s")
+            if now > deadline:
+                raise Refused(f"the target did not stay within {c.max_lag_s:g} s of the source for "
+                              f"{c.stable_for_s:g} s (last lag: "
+                              f"{'over ' + format(c.max_lag_s, 'g') + ' s' if lag is None else f'{lag:.2f} s'})",
+                              hint="wait for the replica to catch up (migrate status), or cut over when the "
+                                   "write load is lower")
+            ctx.progress("waiting for a stable replica", every_s=5)
+            time.sleep(SAMPLE_EVERY_S)
 
     def _static_checks(self, s: Session, t: Session) -> None:
         missing = [str(a) for a in app_accounts(s, self.m) if not accounts.exists(t, a)]
@@ -127,13 +128,14 @@ class BlockWrites(MigrationStep):
         if self.m.pb.cutover.write_block != "revoke_and_kill":
             raise Refused(f"write_block: {self.m.pb.cutover.write_block} is not built yet",
                           hint="use write_block: revoke_and_kill")
-        with self.m.source() as s:
-            held = write_block.revocable(s, app_accounts(s, self.m))
-            # Saved before the first REVOKE: a crash in the middle can still be rolled back.
-            _cut(ctx)["revoked"] = [{"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held]
-            ctx.save()
-            write_block.revoke(s, held)
-            killed = write_block.kill_and_wait(s, self.m.pb.cutover.app_users, self.m.pb.cutover.timeout_s)
+        ctx.on_cancel(self.m.close)
+        s = self.m.shared("source")
+        held = write_block.revocable(s, app_accounts(s, self.m))
+        # Saved before the first REVOKE: a crash in the middle can still be rolled back.
+        _cut(ctx)["revoked"] = [{"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held]
+        ctx.save()
+        write_block.revoke(s, held)
+        killed = write_block.kill_and_wait(s, self.m.pb.cutover.app_users, self.m.pb.cutover.timeout_s)
         _cut(ctx)["blocked_at"] = time.time()
         accounts_ = sorted({g.account for g in held})
         return (f"writes blocked: {sum(len(g.write_privileges()) for g in held)} write privilege(s) revoked from "
@@ -184,20 +186,20 @@ class FinalPosition(MigrationStep):
             return _reached(t, final, 1) == "reached"
 
     def run(self, ctx: RunContext) -> str:
-        with self.m.source() as s:
-            final = inspector.binlog_position(s)
+        ctx.on_cancel(self.m.close)
+        final = inspector.binlog_position(self.m.shared("source"))
         _cut(ctx)["final"] = {"file": final.file, "pos": final.pos, "gtid": final.gtid_set}
         ctx.save()
         started = time.monotonic()
-        with self.m.target() as t:
-            outcome = _reached(t, final, self.m.pb.cutover.timeout_s)
-            if outcome != "reached":
-                status = replication.read_status(t)
-                raise StepFailed(
-                    f"the target did not apply the source's final position {final.file}:{final.pos} within "
-                    f"{self.m.pb.cutover.timeout_s:g} s ({outcome}; SQL thread "
-                    f"{'running' if status.sql_running else 'stopped'}{'; ' + status.last_error if status.last_error else ''})",
-                    hint=replication.hint_for(status))
+        t = self.m.shared("target")
+        outcome = _reached(t, final, self.m.pb.cutover.timeout_s)
+        if outcome != "reached":
+            status = replication.read_status(t)
+            raise StepFailed(
+                f"the target did not apply the source's final position {final.file}:{final.pos} within "
+                f"{self.m.pb.cutover.timeout_s:g} s ({outcome}; SQL thread "
+                f"{'running' if status.sql_running else 'stopped'}{'; ' + status.last_error if status.last_error else ''})",
+                hint=replication.hint_for(status))
         waited = time.monotonic() - started
         return (f"source's final position {final.file}:{final.pos}"
                 + (f" (GTID {final.gtid_set})" if final.gtid_set else "")
@@ -228,21 +230,22 @@ class Promote(MigrationStep):
 
     def run(self, ctx: RunContext) -> str:
         cut = _cut(ctx)
-        with self.m.target() as t:
-            d = t.dialect
-            status = replication.read_status(t)
-            if status.configured:
-                cut["replica_at_promotion"] = {"gtid": status.executed_gtid_set, "file": status.exec_source_log_file,
-                                               "pos": status.exec_source_log_pos}
-                ctx.save()
-                t.run(d.stop_replica())
-                t.run(d.reset_replica_all())
-            t.run(d.set_sql_log_bin(False))
-            write_block.give_back(t, cut.get("revoked", []))
-            enabled = self._set_events(t, ctx, enable=True)
-            t.run(d.set_sql_log_bin(True))
-            for stmt in d.set_read_only(False):
-                t.run(stmt)
+        ctx.on_cancel(self.m.close)
+        t = self.m.shared("target")
+        d = t.dialect
+        status = replication.read_status(t)
+        if status.configured:
+            cut["replica_at_promotion"] = {"gtid": status.executed_gtid_set, "file": status.exec_source_log_file,
+                                           "pos": status.exec_source_log_pos}
+            ctx.save()
+            t.run(d.stop_replica())
+            t.run(d.reset_replica_all())
+        t.run(d.set_sql_log_bin(False))
+        write_block.give_back(t, cut.get("revoked", []))
+        enabled = self._set_events(t, ctx, enable=True)
+        t.run(d.set_sql_log_bin(True))
+        for stmt in d.set_read_only(False):
+            t.run(stmt)
         cut["promoted"] = True
         return (f"target promoted: replication stopped and reset, write privileges given back "
                 f"({len(cut.get('revoked', []))} grant(s)), {enabled} event(s) enabled, read_only OFF")

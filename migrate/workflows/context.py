@@ -21,6 +21,7 @@ from migrate.runner import Store
 class Migration:
     pb: Playbook
     _host: executors.Executor | None = field(default=None, repr=False)
+    _shared: dict[str, Session] = field(default_factory=dict, repr=False)
 
     @cached_property
     def store(self) -> Store:
@@ -80,6 +81,20 @@ class Migration:
     def target(self, **kw) -> Session:
         return connect(self.target_endpoint(), **kw)
 
+    def shared(self, which: str) -> Session:
+        """One long-lived session per side for time-critical steps (a connect costs milliseconds the
+        application waits for); replaced when it died. Closed by `close()`."""
+        session = self._shared.get(which)
+        if session is not None:
+            try:
+                session.conn.ping(reconnect=False)
+                return session
+            except Exception:  # noqa: BLE001 - a dead session is replaced
+                session.close()
+        session = self.source() if which == "source" else self.target()
+        self._shared[which] = session
+        return session
+
     @cached_property
     def source_dialect(self) -> Dialect:
         with self.source() as s:
@@ -98,6 +113,9 @@ class Migration:
         return self._host
 
     def close(self) -> None:
+        for session in self._shared.values():
+            session.close()
+        self._shared.clear()
         if self._host is not None:
             self._host.close()
             self._host = None
