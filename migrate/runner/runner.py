@@ -273,12 +273,11 @@ class Runner:
                 raise StepFailed(
                     f"{self.workflow}: step {step.name} failed after the point of no return "
                     f"({passed_no_return[0].name}): {outcome.message}",
-                    hint="the application already uses the new primary; do not roll back blindly. "
-                         "Fix the cause, then rerun the same command to finish; "
-                         "`migrate rollback` reverses through reverse replication")
+                    hint=_then(outcome, "the application already uses the new primary: do not roll back "
+                                        "blindly; fix the cause, then rerun the same command to finish"))
             raise StepFailed(f"{self.workflow}: step {step.name} failed: {outcome.message}",
-                             hint=self.resume_hint or f"fix the cause, then rerun `migrate {self.workflow}`: "
-                                                      "it resumes from this step")
+                             hint=_then(outcome, self.resume_hint or f"fix the cause, then rerun `migrate "
+                                                                     f"{self.workflow}`: it resumes from this step"))
         undone = self._rollback(step, ctx)
         self._run["status"] = "rolled_back" if undone else "rollback_failed"
         self.save()
@@ -286,12 +285,12 @@ class Runner:
             self._journal("run_failed", failed_step=step.name, error=outcome.message, rollback="incomplete")
             raise StepFailed(f"{self.workflow}: step {step.name} failed ({outcome.message}) and the rollback "
                              "did not complete; see the journal for the step that could not be undone",
-                             hint=f"run `migrate rollback` to retry the undo, or undo by hand what the journal "
-                                  f"({self.store.journal_path}) lists as not rolled back")
+                             hint=f"undo by hand what the journal ({self.store.journal_path}) lists as "
+                                  "rollback_failed; every other step was undone")
         self._journal("run_rolled_back", failed_step=step.name, error=outcome.message)
         raise RolledBack(f"{self.workflow}: step {step.name} failed: {outcome.message}; everything before it "
                          "was rolled back and the source is as it was",
-                         hint=f"fix the cause and rerun `migrate {self.workflow}`")
+                         hint=_then(outcome, f"rerun `migrate {self.workflow}`"))
 
     def _nothing_changed_before(self, step: Step) -> bool:
         """A refusal when every step before it only checked (a gate) changed nothing: nothing to roll back."""
@@ -331,5 +330,11 @@ class Runner:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C / SIGINT)"
-    text = str(exc) if isinstance(exc, MigrateError) else f"{type(exc).__name__}: {exc}"
+    text = exc.message if isinstance(exc, MigrateError) else f"{type(exc).__name__}: {exc}"
     return log.redact(text)
+
+
+def _then(outcome: StepOutcome, next_step: str) -> str:
+    """The failed step's own hint (what to fix), then what to run."""
+    cause = getattr(outcome.error, "hint", None)
+    return f"{cause}; then {next_step}" if cause else next_step
