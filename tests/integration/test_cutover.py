@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,16 @@ def journal_events(sb) -> list[tuple[str, str | None]]:
     runs = [json.loads(line) for line in path.read_text().splitlines()]
     last_run = [e for e in runs if e.get("workflow") == "cutover"][-1]["run_id"]
     return [(e["event"], e.get("step")) for e in runs if e.get("run_id") == last_run]
+
+
+def cutover_under_load(sb, playbook: Path, *, rate: float, extra: tuple[str, ...] = ()):
+    """`migrate cutover --yes` while the application writes through HAProxy; (result, writes)."""
+    load_ = AppWorkload(lambda: app_endpoint(sb), rate=rate, threads=max(1, int(rate // 50))).start()
+    try:
+        return run_migrate("cutover", "-p", str(playbook), "--yes", *extra), load_.stop()
+    except BaseException:
+        load_.stop()
+        raise
 
 
 def assert_untouched(sb) -> None:
@@ -108,11 +119,7 @@ def test_a_cutover_refused_by_its_gates_changes_nothing(migrating):
 def test_a_final_wait_that_times_out_rolls_back_and_exits_3(migrating, tmp_path):
     playbook = write_playbook(migrating.playbook_path, tmp_path / "pb.yml", cutover={"timeout_s": 2},
                               hooks={"before_cutover": stop_sql_thread_hook(migrating, tmp_path)})
-    load_ = AppWorkload(lambda: app_endpoint(migrating), rate=100, threads=2).start()
-    try:
-        result = run_migrate("cutover", "-p", str(playbook), "--yes")
-    finally:
-        writes = load_.stop()
+    result, writes = cutover_under_load(migrating, playbook, rate=100)
     assert result.returncode == 3, result.stdout + result.stderr[-2000:]
     assert "final_position failed" in result.stdout and "rolled back" in result.stdout
     events = journal_events(migrating)
@@ -131,11 +138,7 @@ def test_a_repoint_command_that_fails_rolls_back_and_exits_3(migrating, tmp_path
                      "echo no route to the load balancer >&2; exit 9; fi'")
     playbook = write_playbook(migrating.playbook_path, tmp_path / "pb.yml", cutover={"repoint": {
         "method": "command", "command": {"run": refuse_target}}})
-    load_ = AppWorkload(lambda: app_endpoint(migrating), rate=100, threads=2).start()
-    try:
-        result = run_migrate("cutover", "-p", str(playbook), "--yes")
-    finally:
-        writes = load_.stop()
+    result, writes = cutover_under_load(migrating, playbook, rate=100)
     assert result.returncode == 3, result.stdout + result.stderr[-2000:]
     assert "exited 9" in result.stdout and "no route to the load balancer" in result.stdout
     events = journal_events(migrating)
@@ -149,13 +152,10 @@ def test_a_repoint_command_that_fails_rolls_back_and_exits_3(migrating, tmp_path
 
 
 def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
-    load_ = AppWorkload(lambda: app_endpoint(migrating), rate=200, threads=4).start()
-    try:
-        result = run_migrate("cutover", "-p", str(migrating.playbook_path), "--yes", "--json")
-        after = AppWorkload(lambda: app_endpoint(migrating), rate=50, threads=1).start()
-        post = after.stop()
-    finally:
-        writes = load_.stop()
+    result, writes = cutover_under_load(migrating, migrating.playbook_path, rate=200, extra=("--json",))
+    post = AppWorkload(lambda: app_endpoint(migrating), rate=50, threads=1).start()
+    time.sleep(0.5)
+    post = post.stop()
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     report = json.loads(result.stdout)["report"]
     downtime = report["write_downtime"]
