@@ -31,7 +31,7 @@ COMMANDS = {
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
-NOT_BUILT = {"plan", "verify", "rehearse", "rollback"}
+NOT_BUILT = {"verify", "rehearse", "rollback"}
 
 
 class Output:
@@ -138,7 +138,7 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
         return _sandbox(args, out)
     if args.command == "demo":
         return _demo(args, out)
-    if args.command in ("start", "status", "cutover", "report"):
+    if args.command in ("plan", "start", "status", "cutover", "report"):
         from migrate.workflows.context import Migration
 
         return globals()[f"_{args.command}"](Migration(load_playbook(args.playbook)), args, out)
@@ -148,6 +148,41 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
         raise NotBuiltYet(f"`migrate {args.command}` is not built yet",
                           hint="see `migrate --help`; `migrate sandbox up --dir DIR` works today")
     raise NotBuiltYet(f"unknown command {args.command}")
+
+
+def _plan(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import plan
+
+    result = plan.run(m, allow_nonempty_target=args.allow_nonempty_target)
+    out.emit(result, lambda r: _render_checks(out, r))
+    return ExitCode.OK if result["verdict"] == "go" else ExitCode.NO_GO
+
+
+def _render_checks(out: Output, r: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"plan: {r['name']}", title_justify="left", show_lines=False)
+    for col in ("check", "status", "evidence / what to do"):
+        table.add_column(col, overflow="fold")
+    colour = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+    for c in r["checks"]:
+        text = escape(c["evidence"]) + (f"\n[dim]-> {escape(c['fix'])}[/]" if c["fix"] else "")
+        table.add_row(c["id"], f"[{colour[c['status']]}]{c['status']}[/]", text)
+    out.console.print(table)
+    seed = r["plan"]["seed"]
+    out.console.print(f"seed: {seed['method']} with {seed['tool']}: {seed['why']}", markup=False)
+    out.console.print("start: " + " -> ".join(s["step"] for s in r["plan"]["start"]), markup=False)
+    out.console.print("cutover: " + " -> ".join(s["step"] + (" (point of no return)" if s.get("point_of_no_return")
+                                                              else "") for s in r["plan"]["cutover"]), markup=False)
+    e = r["estimates"]
+    catch_up = f"{e['catch_up_s']:.0f} s" if e["catch_up_s"] is not None else "never (writes outpace the replica)"
+    out.console.print(f"estimates: {e['data_mb']:,.1f} MB; seed ~{e['seed_s']:.0f} s at {e['seed_mb_per_s']} MB/s; "
+                      f"binlog {e['binlog_mb_per_s']:.3f} MB/s, catch-up ~{catch_up}; cutover write downtime "
+                      f"~{e['cutover_downtime_ms']:.0f} ms after {e['stable_wait_s']:g} s of gates; binlog retention "
+                      f"needed {e['retention_needed_h']} h ({e['figures']})", markup=False)
+    verdict = "[bold green]GO[/]" if r["verdict"] == "go" else f"[bold red]NO-GO[/] (failed: {', '.join(r['failed'])})"
+    out.console.print(f"verdict: {verdict}")
 
 
 def _start(m, args: argparse.Namespace, out: Output) -> int:

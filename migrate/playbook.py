@@ -190,6 +190,15 @@ class Hooks(Model):
     on_failure: str | None = None
 
 
+class Estimates(Model):
+    """Throughput figures `migrate plan` estimates with; unset ones use the defaults measured by bench/."""
+
+    seed_mb_per_s: Annotated[float, Field(gt=0)] | None = None
+    apply_mb_per_s: Annotated[float, Field(gt=0)] | None = None
+    cutover_downtime_ms: Annotated[float, Field(gt=0)] | None = None
+    binlog_sample_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+
 class Playbook(Model):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     state_dir: Path = Path("~/.migrate")
@@ -201,6 +210,7 @@ class Playbook(Model):
     cutover: Cutover
     probe: Probe = Probe()
     hooks: Hooks = Hooks()
+    estimates: Estimates = Estimates()
 
     _expand_state = field_validator("state_dir")(_expand)
 

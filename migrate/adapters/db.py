@@ -96,7 +96,8 @@ def _transient(exc: BaseException) -> bool:
 
 
 def connect(ep: Endpoint, *, connect_timeout: float = 10, read_timeout: float | None = 60,
-            attempts: int = 3, database: str | None = None, bound_handshake: bool = False) -> Session:
+            attempts: int = 3, database: str | None = None, bound_handshake: bool = False,
+            read_only: bool = False) -> Session:
     """Open a session. Connection attempts (and only those) are retried: a failed connect changed nothing.
 
     `bound_handshake`: the MySQL handshake too must finish within `connect_timeout`. Behind a proxy the TCP
@@ -125,7 +126,7 @@ def connect(ep: Endpoint, *, connect_timeout: float = 10, read_timeout: float | 
         raise _translate(exc, ep, "connect") from None
     if bound_handshake:  # pymysql reads these per operation; it has no public setter
         conn._read_timeout = conn._write_timeout = read_timeout
-    return Session(conn, ep)
+    return Session(conn, ep, read_only=read_only)
 
 
 def _translate(exc: pymysql.err.MySQLError, ep: Endpoint, doing: str) -> DatabaseError:
@@ -140,17 +141,32 @@ def _translate(exc: pymysql.err.MySQLError, ep: Endpoint, doing: str) -> Databas
     return DatabaseError(f"{ep.describe()}: {doing} failed: ({code}) {text}", code=code, hint=hint)
 
 
+class ReadOnlyViolation(MigrateError):
+    """A read-only session was asked to change something: a bug, never a user error."""
+
+
+_READ_VERBS = ("SELECT", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CALL MYSQL.RDS_SHOW_CONFIGURATION")
+
+
+def _reads_only(sql: str) -> bool:
+    head = " ".join(sql.split()).upper()
+    return head.startswith(_READ_VERBS) and " INTO " not in head.split(" FROM ")[0] + " " and ";" not in sql
+
+
 class Session:
     """One connection. Every statement goes through `run`, which logs the statement without secrets."""
 
-    def __init__(self, conn: pymysql.connections.Connection, ep: Endpoint):
+    def __init__(self, conn: pymysql.connections.Connection, ep: Endpoint, *, read_only: bool = False):
         self.conn = conn
         self.endpoint = ep
+        self.read_only = read_only  # `migrate plan`'s sessions: anything but reading is refused here
         self._dialect: Any = None
 
     def run(self, stmt: Statement | str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         if isinstance(stmt, str):
             stmt = Statement(stmt, params)
+        if self.read_only and not _reads_only(stmt.sql):
+            raise ReadOnlyViolation(f"refused on a read-only session: `{stmt.shown()[:120]}`")
         try:
             with self.conn.cursor() as cur:
                 cur.execute(stmt.sql, stmt.params or None)

@@ -120,3 +120,88 @@ def server_facts(s: Session) -> dict:
     row = s.one("SELECT @@server_id AS server_id, VERSION() AS version, @@read_only AS read_only, "
                 "@@binlog_format AS binlog_format")
     return {**row, "dialect": s.dialect.name}
+
+
+# -- what `migrate plan` reads ----------------------------------------------------------------------
+
+PLAN_VARIABLES = ("log_bin", "binlog_format", "binlog_row_image", "server_id", "sql_mode", "time_zone",
+                  "system_time_zone", "lower_case_table_names", "max_allowed_packet", "character_set_server",
+                  "collation_server", "read_only", "expire_logs_days", "binlog_expire_logs_seconds",
+                  "gtid_mode", "enforce_gtid_consistency", "gtid_strict_mode", "gtid_domain_id",
+                  "log_slave_updates", "log_replica_updates", "event_scheduler")
+
+
+def variables(s: Session, names=PLAN_VARIABLES) -> dict[str, object]:
+    """The named global variables the server has (one query; unknown names are simply absent)."""
+    rows = s.run("SHOW GLOBAL VARIABLES WHERE Variable_name IN (" + _in(names) + ")", tuple(names))
+    return {r["Variable_name"]: r["Value"] for r in rows}
+
+
+def tables_without_primary_key(s: Session, schemas: list[str]) -> list[str]:
+    rows = s.run(
+        f"SELECT t.table_schema AS s, t.table_name AS n FROM information_schema.tables t "
+        f"LEFT JOIN information_schema.table_constraints c ON c.table_schema = t.table_schema "
+        f"AND c.table_name = t.table_name AND c.constraint_type = 'PRIMARY KEY' "
+        f"WHERE t.table_type = 'BASE TABLE' AND t.table_schema IN ({_in(schemas)}) AND c.constraint_name IS NULL "
+        f"ORDER BY 1, 2", tuple(schemas))
+    return [f"{r['s']}.{r['n']}" for r in rows]
+
+
+def long_transactions(s: Session, older_than_s: int = 60) -> list[dict]:
+    return s.run("SELECT trx_mysql_thread_id AS id, TIMESTAMPDIFF(SECOND, trx_started, NOW()) AS age_s "
+                 "FROM information_schema.innodb_trx WHERE trx_started < NOW() - INTERVAL %s SECOND "
+                 "ORDER BY trx_started", (older_than_s,))
+
+
+def code_objects(s: Session, schemas: list[str]) -> dict[str, list[dict]]:
+    p = tuple(schemas)
+    return {
+        "triggers": s.run(f"SELECT trigger_schema AS `schema`, trigger_name AS name, definer FROM "
+                          f"information_schema.triggers WHERE trigger_schema IN ({_in(schemas)})", p),
+        "routines": s.run(f"SELECT routine_schema AS `schema`, routine_name AS name, routine_type AS type, definer "
+                          f"FROM information_schema.routines WHERE routine_schema IN ({_in(schemas)})", p),
+        "views": s.run(f"SELECT table_schema AS `schema`, table_name AS name, definer FROM information_schema.views "
+                       f"WHERE table_schema IN ({_in(schemas)})", p),
+        "events": s.run(f"SELECT event_schema AS `schema`, event_name AS name, status, definer FROM "
+                        f"information_schema.events WHERE event_schema IN ({_in(schemas)})", p),
+    }
+
+
+def collations_in_use(s: Session, schemas: list[str]) -> list[str]:
+    p = tuple(schemas)
+    rows = s.run(f"SELECT DISTINCT table_collation AS c FROM information_schema.tables WHERE table_schema IN "
+                 f"({_in(schemas)}) AND table_collation IS NOT NULL UNION SELECT DISTINCT collation_name FROM "
+                 f"information_schema.columns WHERE table_schema IN ({_in(schemas)}) AND collation_name IS NOT NULL",
+                 p + p)
+    return sorted(r["c"] for r in rows)
+
+
+def collations_supported(s: Session) -> set[str]:
+    return {r["c"] for r in s.run("SELECT collation_name AS c FROM information_schema.collations")}
+
+
+def grants_of(s: Session, account: Account) -> list[str]:
+    """SHOW GRANTS lines without any password hash (MariaDB prints them)."""
+    from migrate.capabilities.grants import without_credentials
+
+    return [without_credentials(next(iter(r.values()))) for r in s.run(f"SHOW GRANTS FOR {account.sql()}")]
+
+
+def rds_configuration(s: Session) -> dict[str, str | None]:
+    return {r["name"]: r["value"] for r in s.run(s.dialect.show_rds_configuration())}
+
+
+def binlog_write_rate(s: Session, sample_s: float) -> float:
+    """Bytes per second the source writes to its binary log, sampled over `sample_s`."""
+    import time
+
+    def total() -> int:
+        return sum(int(r["File_size"]) for r in s.run("SHOW BINARY LOGS"))
+
+    before, t0 = total(), time.monotonic()
+    time.sleep(sample_s)
+    return max(0.0, (total() - before) / (time.monotonic() - t0))
+
+
+def unix_time(s: Session) -> float:
+    return float(s.value("SELECT UNIX_TIMESTAMP(NOW(6))"))

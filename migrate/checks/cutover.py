@@ -1,0 +1,86 @@
+"""Checks of what the seed method and the cutover will need: accounts, write block, repoint, probe."""
+
+from __future__ import annotations
+
+from migrate.capabilities import grants
+from migrate.checks import Check, fail, listing, passed, warn
+from migrate.checks.facts import PlanFacts
+
+
+def checks(f: PlanFacts) -> list[Check]:
+    return [_seed_method(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f)]
+
+
+def _seed_method(f: PlanFacts) -> Check:
+    method = f.pb.seed.method
+    if method == "physical" and f.pb.source.kind == "rds":
+        return fail("seed.method", "seed.method is physical, but no physical copy can be taken out of RDS "
+                    "(xtrabackup and mariadb-backup need the datadir)", "set seed.method: dump")
+    if method == "physical":
+        return fail("seed.method", "seed.method physical is not built yet", "set seed.method: dump")
+    tools = {k for k, v in f.host.tools.items() if v}
+    mydumper = {"mydumper", "myloader"} <= tools and f.pb.seed.tool in ("auto", "mydumper")
+    mysql_without_lock = f.source is not None and not f.source.dialect.is_mariadb and (
+        f.pb.source.kind == "rds" or not f.source.privileges & {"RELOAD", "ALL PRIVILEGES"})
+    if f.host.reachable and not mydumper and mysql_without_lock:
+        return fail("seed.method", "only mysqldump would seed, and on MySQL it needs FLUSH TABLES WITH READ LOCK "
+                    "(RELOAD) for its coordinates, which this source refuses",
+                    "install mydumper on the target host (it locks each table instead)")
+    return passed("seed.method", "logical dump and load on the target host"
+                  + (" (the only way out of RDS)" if f.pb.source.kind == "rds" else ""))
+
+
+def _app_accounts(f: PlanFacts) -> Check:
+    users = f.pb.cutover.app_users
+    if not users:
+        return fail("cutover.app_accounts", "cutover.app_users is empty: the write block would block nothing",
+                    "list the application's accounts in cutover.app_users")
+    if f.source is None:
+        return fail("cutover.app_accounts", "source not readable", "fix source access first")
+    found = {a.user for a in f.source.app_accounts}
+    missing = [u for u in users if u not in found]
+    if missing:
+        return fail("cutover.app_accounts", f"account(s) {listing(missing)} do not exist on the source",
+                    "fix cutover.app_users")
+    roles, writers, readers = [], [], []
+    for account, lines in f.source.app_grants.items():
+        writes = []
+        for line in lines:
+            try:
+                g = grants.parse(line)
+            except grants.RoleGrantFound:
+                roles.append(account)
+                continue
+            if g:
+                writes += g.write_privileges()
+        (writers if writes else readers).append(f"{account} ({', '.join(sorted(set(writes)))})" if writes else account)
+    if roles:
+        return fail("cutover.app_accounts", f"{listing(roles)} hold roles: revoking the accounts' own grants would "
+                    "not block their writes", "grant the role's privileges directly, for the window")
+    if readers:
+        return warn("cutover.app_accounts", f"no write privilege to revoke for {listing(readers)}",
+                    "remove read-only accounts from cutover.app_users, or check their grants")
+    return passed("cutover.app_accounts", f"the write block will revoke: {listing(writers)}")
+
+
+def _write_block(f: PlanFacts) -> Check:
+    method = f.pb.cutover.write_block
+    if method != "revoke_and_kill":
+        return fail("cutover.write_block", f"write_block: {method} is not built yet", "use write_block: revoke_and_kill")
+    kill = "mysql.rds_kill" if f.pb.source.kind == "rds" else "KILL"
+    return passed("cutover.write_block", f"revoke_and_kill: REVOKE on the source, then {kill} of the sessions")
+
+
+def _repoint(f: PlanFacts) -> Check:
+    ok, text = f.repoint
+    return passed("cutover.repoint", text) if ok else fail("cutover.repoint", text,
+                                                           "fix cutover.repoint so the check above passes")
+
+
+def _probe(f: PlanFacts) -> Check:
+    if f.probe is None:
+        return warn("cutover.probe", "probe disabled: the cutover's write downtime will not be measured",
+                    "set probe.enabled: true with an application account's password source")
+    ok, text = f.probe
+    return passed("cutover.probe", text) if ok else fail("cutover.probe", text,
+                                                         "give probe.user a password source that logs in")

@@ -1,0 +1,61 @@
+"""Everything `migrate plan` knows, gathered once by the inspectors (read-only sessions, describe calls,
+read-only commands on the target host) and handed to the checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate.adapters.dialect import Dialect
+from migrate.capabilities.host_inspector import HostFacts
+from migrate.capabilities.inspector import Account
+from migrate.capabilities.rds_inspector import RdsFacts
+from migrate.playbook import Playbook
+
+
+@dataclass
+class SourceFacts:
+    dialect: Dialect
+    variables: dict[str, Any]
+    privileges: set[str]
+    schemas: list[str]
+    tables: list[dict]
+    no_primary_key: list[str]
+    long_transactions: list[dict]
+    code: dict[str, list[dict]]
+    collations: list[str]
+    app_accounts: list[Account]
+    app_grants: dict[str, list[str]]
+    repl_grants: list[str] | None  # None: the account does not exist
+    definers: list[Account]
+    missing_definers: list[Account]
+    rds_configuration: dict[str, Any] | None
+    binlog_bytes_per_s: float
+    unix_time: float
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(int(t["bytes"] or 0) for t in self.tables)
+
+
+@dataclass
+class TargetFacts:
+    dialect: Dialect
+    variables: dict[str, Any]
+    user_schemas: list[str]
+    collations: set[str]
+    unix_time: float
+
+
+@dataclass
+class PlanFacts:
+    pb: Playbook
+    source: SourceFacts | None
+    source_error: str | None
+    target: TargetFacts | None
+    target_error: str | None
+    host: HostFacts
+    rds: RdsFacts | None
+    repoint: tuple[bool, str]
+    probe: tuple[bool, str] | None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,161 @@
+"""Checks of the target server and its host, and of the network between target and source."""
+
+from __future__ import annotations
+
+from migrate.checks import Check, fail, listing, on, passed, warn
+from migrate.checks.facts import PlanFacts
+from migrate.estimates import Estimate
+
+DISK_FACTOR = 1.5
+MAX_SKEW_S = 1.0
+
+
+def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
+    out: list[Check] = []
+    t = f.target
+    if t is None:
+        out.append(fail("target.connect", f"cannot read the target: {f.target_error}",
+                        "check target.host/port/user and the password source"))
+    else:
+        out += [_version(f), _server_id(f), *_binlog(f), _read_only(f), _empty(f, allow_nonempty), _settings(f),
+                _collations(f)]
+    out += _host(f, est)
+    return out
+
+
+def _version(f: PlanFacts) -> Check:
+    src, tgt = (f.source.dialect if f.source else None), f.target.dialect
+    if src is None:
+        return passed("target.version", tgt.name)
+    if src.flavor != tgt.flavor:
+        return fail("target.version", f"source {src.name}, target {tgt.name}",
+                    "use the source's flavor on the target: replication across MySQL and MariaDB is not supported "
+                    "by migrate")
+    if tgt.version[:2] < src.version[:2]:
+        return fail("target.version", f"source {src.name} is newer than target {tgt.name}",
+                    f"install {src.flavor} {src.version[0]}.{src.version[1]} or newer on the target")
+    if tgt.version[:2] != src.version[:2]:
+        return warn("target.version", f"source {src.name}, target {tgt.name} (newer major version)",
+                    "a replica one major version newer is supported; rehearse the cutover and verify before the "
+                    "window")
+    return passed("target.version", f"{tgt.name} (source {src.name})")
+
+
+def _server_id(f: PlanFacts) -> Check:
+    sid = int(f.target.variables.get("server_id") or 0)
+    if sid == 0:
+        return fail("target.server_id", "server_id=0", "give the target a non-zero server_id different from the source's")
+    return passed("target.server_id", f"server_id={sid}")
+
+
+def _binlog(f: PlanFacts) -> list[Check]:
+    v = f.target.variables
+    name = f.target.dialect.log_replica_updates_variable
+    out = [passed("target.binary_log", "log_bin=ON") if on(v.get("log_bin")) else
+           fail("target.binary_log", "log_bin=OFF", "start the target with log_bin (reverse replication needs it)")]
+    updates = v.get(name, v.get("log_slave_updates"))
+    out.append(passed("target.log_replica_updates", f"{name}=ON") if on(updates) else
+               fail("target.log_replica_updates", f"{name}={updates}",
+                    f"start the target with {name}=ON: reverse replication and any later replica need it"))
+    return out
+
+
+def _read_only(f: PlanFacts) -> Check:
+    if on(f.target.variables.get("read_only")):
+        return passed("target.read_only", "read_only=ON")
+    return fail("target.read_only", "read_only=OFF: anything could write to the future replica",
+                "SET GLOBAL read_only = ON; and read_only=ON in the target's configuration")
+
+
+def _empty(f: PlanFacts, allow_nonempty: bool) -> Check:
+    schemas = f.target.user_schemas
+    if not schemas:
+        return passed("target.empty", "no user databases")
+    check = warn if allow_nonempty else fail
+    return check("target.empty", f"user database(s) on the target: {listing(schemas)}",
+                 "drop them, or pass --allow-nonempty-target if they are meant to stay (the seed replaces the "
+                 "schemas it copies)")
+
+
+def _settings(f: PlanFacts) -> Check:
+    if f.source is None:
+        return passed("target.settings", "source not readable")
+    diffs, fatal = [], False
+    for name in ("lower_case_table_names", "sql_mode", "time_zone", "max_allowed_packet"):
+        a, b = f.source.variables.get(name), f.target.variables.get(name)
+        if a is None or b is None or str(a) == str(b):
+            continue
+        if name == "max_allowed_packet" and int(b) >= int(a):
+            continue
+        if name == "time_zone" and str(a).upper() == "SYSTEM" and f.source.variables.get("system_time_zone") == \
+                f.target.variables.get("system_time_zone"):
+            continue
+        diffs.append(f"{name}: source {a!s}, target {b!s}")
+        fatal |= name == "lower_case_table_names"
+    if not diffs:
+        return passed("target.settings", "lower_case_table_names, sql_mode, time_zone and max_allowed_packet match")
+    fix = "set the target's " + ", ".join(d.split(":")[0] for d in diffs) + " to the source's values"
+    return (fail if fatal else warn)("target.settings", "; ".join(diffs), fix)
+
+
+def _collations(f: PlanFacts) -> Check:
+    if f.source is None:
+        return passed("target.collations", "source not readable")
+    missing = [c for c in f.source.collations if c not in f.target.collations]
+    used = listing(f.source.collations)
+    if missing:
+        return fail("target.collations", f"collations used on the source but unknown on the target: {listing(missing)}",
+                    "convert those columns on the source, or use a target version that knows them")
+    return passed("target.collations", f"every collation in use is known on the target ({used})")
+
+
+def _host(f: PlanFacts, est: Estimate) -> list[Check]:
+    h = f.host
+    if not h.reachable:
+        return [fail("target.host", f"cannot run commands on the target host: {h.error}",
+                     "check target.ssh (host, port, user, key_file, known_hosts)")]
+    out = [passed("target.host", "commands run on the target host")]
+    need = int(est.data_mb * 1e6 * DISK_FACTOR)
+    if h.free_bytes is None:
+        out.append(warn("target.disk", "free space on the datadir's filesystem could not be read", "check df there"))
+    elif h.free_bytes < need:
+        out.append(fail("target.disk", f"{h.free_bytes / 1e9:,.1f} GB free at {h.disk_path}, the seed needs "
+                        f"{need / 1e9:,.1f} GB ({DISK_FACTOR}x the source's {est.data_mb:,.0f} MB)",
+                        f"grow the volume holding {f.pb.target.datadir}"))
+    else:
+        out.append(passed("target.disk", f"{h.free_bytes / 1e9:,.1f} GB free at {h.disk_path} "
+                          f"(needs {need / 1e9:,.2f} GB)"))
+    out.append(_tools(f))
+    if h.source_tcp is None:
+        out.append(passed("network.target_to_source", "the target host opened a TCP connection to the source's MySQL port"))
+    else:
+        out.append(fail("network.target_to_source", f"the target host cannot reach the source: {h.source_tcp}",
+                        "allow the target's address into the source's security group on the MySQL port, and check "
+                        "replication.source_host"))
+    out.append(_clock(f))
+    return out
+
+
+def _tools(f: PlanFacts) -> Check:
+    tools = {k for k, v in f.host.tools.items() if v}
+    if f.pb.seed.method == "physical":
+        wanted = "mariadb-backup" if f.source and f.source.dialect.is_mariadb else "xtrabackup"
+        return passed("target.tools", f"{wanted} present") if wanted in tools else \
+            fail("target.tools", f"{wanted} is missing on the target host", f"install {wanted} on the target host")
+    if {"mydumper", "myloader"} <= tools:
+        return passed("target.tools", "mydumper and myloader present (the seed uses them)")
+    if ({"mariadb-dump", "mariadb"} <= tools) or ({"mysqldump", "mysql"} <= tools):
+        return warn("target.tools", "only mysqldump is present: the seed is single-threaded",
+                    "install mydumper on the target host for a faster seed")
+    return fail("target.tools", "neither mydumper/myloader nor mysqldump/mysql on the target host",
+                "install mydumper (or the MySQL client tools) on the target host")
+
+
+def _clock(f: PlanFacts) -> Check:
+    if f.source is None or f.target is None:
+        return passed("network.clock_skew", "not measured (a server is not readable)")
+    skew = abs(f.source.unix_time - f.target.unix_time)
+    if skew > MAX_SKEW_S:
+        return warn("network.clock_skew", f"source and target clocks differ by {skew:.2f} s",
+                    "run chrony/NTP on the target host: lag figures and timestamps compare clocks")
+    return passed("network.clock_skew", f"source and target clocks within {skew * 1000:.0f} ms")

@@ -1,0 +1,155 @@
+"""`migrate plan`: preflight checks, the ordered plan with estimates, and a go / no-go.
+
+Read-only by construction: facts come from the inspectors over read-only sessions (which refuse any
+statement that is not a read), AWS describe calls, and read-only commands on the target host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate.adapters.db import connect
+from migrate.capabilities import host_inspector, inspector, rds_inspector
+from migrate.capabilities.inspector import SERVICE_ACCOUNTS
+from migrate.capabilities.repoint import for_playbook
+from migrate.checks import cutover as cutover_checks
+from migrate.checks import fail
+from migrate.checks import rds as rds_checks
+from migrate.checks import source as source_checks
+from migrate.checks import target as target_checks
+from migrate.checks.facts import PlanFacts, SourceFacts, TargetFacts
+from migrate.errors import MigrateError
+from migrate.estimates import estimate
+from migrate.steps import cutover as cutover_steps
+from migrate.steps import start as start_steps
+from migrate.workflows.context import Migration
+
+
+def run(m: Migration, *, allow_nonempty_target: bool = False) -> dict[str, Any]:
+    try:
+        facts = gather(m)
+    finally:
+        m.close()
+    est = estimate(facts.source.data_bytes if facts.source else 0,
+                   facts.source.binlog_bytes_per_s if facts.source else 0.0, m.pb.estimates, m.pb.cutover.stable_for_s)
+    checks = [*source_checks.checks(facts, est), *rds_checks.checks(facts),
+              *target_checks.checks(facts, est, allow_nonempty=allow_nonempty_target), *cutover_checks.checks(facts)]
+    if est.catch_up_s is None:
+        checks.append(fail(
+            "estimate.catch_up", f"the source writes {est.binlog_mb_per_s:.2f} MB/s of binlog, faster than the "
+            f"replica applies ({est.apply_mb_per_s:.2f} MB/s): it would never catch up",
+            "seed when the write load is lower, or measure your own apply rate (estimates.apply_mb_per_s)"))
+    failed = [c.id for c in checks if c.status == "fail"]
+    return {"name": m.pb.name, "checks": [c.as_dict() for c in checks], "plan": _plan(m, facts),
+            "estimates": est.as_dict(), "verdict": "no-go" if failed else "go", "failed": failed}
+
+
+# -- facts --------------------------------------------------------------------------------------------
+
+
+def gather(m: Migration) -> PlanFacts:
+    pb = m.pb
+    source, source_error = _try(lambda: _source(m))
+    target, target_error = _try(lambda: _target(m))
+    host_address, host_port = m.source_host_for_target if source else (pb.source.host or "?", pb.source.port)
+    host = host_inspector.inspect(m.target_host, datadir=str(pb.target.datadir), source_host=host_address,
+                                  source_port=host_port)
+    rds = rds_inspector.inspect(pb.aws, pb.source.rds_instance_id) if pb.source.kind == "rds" else None
+    return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m))
+
+
+def _try(fn):
+    try:
+        return fn(), None
+    except MigrateError as exc:
+        return None, str(exc)
+
+
+def _source(m: Migration) -> SourceFacts:
+    with m.source(read_only=True) as s:
+        schemas = inspector.schemas_to_copy(s, m.pb.seed.databases)
+        app = inspector.accounts_of(s, m.pb.cutover.app_users)
+        definers = [a for a in inspector.definers(s, schemas) if a.user not in SERVICE_ACCOUNTS]
+        existing = set(inspector.accounts_of(s, sorted({a.user for a in definers})))
+        repl = inspector.accounts_of(s, [m.pb.replication.user])
+        repl_account = next((a for a in repl if a.host == "%"), None)
+        return SourceFacts(
+            dialect=s.dialect,
+            variables=inspector.variables(s), privileges=inspector.global_privileges(s), schemas=schemas,
+            tables=inspector.tables(s, schemas), no_primary_key=inspector.tables_without_primary_key(s, schemas),
+            long_transactions=inspector.long_transactions(s), code=inspector.code_objects(s, schemas),
+            collations=inspector.collations_in_use(s, schemas), app_accounts=app,
+            app_grants={str(a): inspector.grants_of(s, a) for a in app},
+            repl_grants=inspector.grants_of(s, repl_account) if repl_account else None,
+            definers=definers, missing_definers=[a for a in definers if a not in existing],
+            rds_configuration=inspector.rds_configuration(s) if m.pb.source.kind == "rds" else None,
+            binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s),
+            unix_time=inspector.unix_time(s))
+
+
+def _target(m: Migration) -> TargetFacts:
+    with m.target(read_only=True) as t:
+        return TargetFacts(t.dialect, inspector.variables(t), inspector.user_schemas(t),
+                           inspector.collations_supported(t), inspector.unix_time(t))
+
+
+def _repoint(m: Migration) -> tuple[bool, str]:
+    try:
+        return True, for_playbook(m.pb.cutover.repoint).check()
+    except MigrateError as exc:
+        return False, exc.message
+
+
+def _probe(m: Migration) -> tuple[bool, str] | None:
+    if not m.pb.probe.enabled:
+        return None
+    from migrate.workflows.cutover import app_endpoint
+
+    try:
+        ep = app_endpoint(m)()
+        with connect(ep, attempts=1, connect_timeout=5, read_only=True) as app:
+            app.value("SELECT 1")
+    except MigrateError as exc:
+        return False, f"the probe cannot log in: {exc.message}"
+    return True, f"the probe logs in as {ep.user} at {ep.host}:{ep.port}"
+
+
+# -- the plan -----------------------------------------------------------------------------------------
+
+
+def _plan(m: Migration, facts: PlanFacts) -> dict[str, Any]:
+    seed = _seed_choice(m, facts)
+    start = [{"step": s.name, "does": s.describe()} for s in start_steps.steps(m)]
+    try:
+        repointer = for_playbook(m.pb.cutover.repoint)
+        cutover = [{"step": s.name, "does": s.describe(), "point_of_no_return": s.point_of_no_return}
+                   for s in cutover_steps.steps(m, repointer, lambda: None)]
+    except MigrateError as exc:
+        cutover = [{"step": "repoint", "does": f"cannot be planned: {exc.message}", "point_of_no_return": True}]
+    return {"seed": seed, "start": start, "cutover": cutover}
+
+
+def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:
+    if m.pb.seed.method == "physical":
+        why = ("impossible from RDS: a physical copy needs the datadir, which RDS does not expose"
+               if m.pb.source.kind == "rds" else "physical seeding is not built yet")
+        return {"method": "physical", "tool": "none", "why": why}
+    tools = {k for k, v in facts.host.tools.items() if v}
+    wanted = m.pb.seed.tool
+    tool = wanted if wanted != "auto" else ("mydumper" if {"mydumper", "myloader"} <= tools else "mysqldump")
+    lock = bool(facts.source) and inspector_global_lock(facts)
+    if tool == "mydumper":
+        how = "FLUSH TABLES WITH READ LOCK while the dump threads start" if lock else \
+            "LOCK TABLES ... READ on every dumped table while the dump threads start (the global lock is refused here)"
+    elif facts.source and facts.source.dialect.is_mariadb:
+        how = "--single-transaction; MariaDB gives the snapshot's own binlog position, no lock"
+    else:
+        how = "--single-transaction with FLUSH TABLES WITH READ LOCK for the coordinates (needs RELOAD)"
+    return {"method": "dump", "tool": tool, "why": f"{tool} on the target host, consistency by {how}; "
+            "data flows source -> target host only"}
+
+
+def inspector_global_lock(facts: PlanFacts) -> bool:
+    if facts.pb.source.kind == "rds":
+        return False
+    return bool(facts.source.privileges & {"RELOAD", "ALL PRIVILEGES"})
