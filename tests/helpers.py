@@ -39,7 +39,7 @@ def fingerprint(session: Session, schema: str, table: str, key: str, upto: int |
     return int(row["n"]), int(row["crc"])
 
 
-def write_playbook(source: Path, dest: Path, **changes) -> Path:
+def write_playbook(source: Path, dest: Path, /, **changes) -> Path:
     """A copy of the playbook at `source` with nested keys changed: write_playbook(a, b, cutover={"timeout_s": 2})."""
     import yaml
 

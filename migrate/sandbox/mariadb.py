@@ -105,7 +105,9 @@ class MariaDBServer:
                 for user, host in cur.fetchall():
                     cur.execute(f"DROP USER {quote_string(user)}@{quote_string(host)}")
                 cur.execute(f"ALTER USER 'root'@'localhost' IDENTIFIED BY {quote_string(password)}")
-                cur.execute("RESET MASTER")  # install-time statements must not reach a replica
+                cur.execute("SELECT @@log_bin")
+                if cur.fetchone()[0]:
+                    cur.execute("RESET MASTER")  # install-time statements must not reach a replica
         finally:
             conn.close()
         write_secret(self.root_password_file, password)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from migrate.capabilities import replication
-from migrate.errors import NeedsHuman
+from migrate.errors import NeedsHuman, Refused
 from migrate.playbook import load
 from migrate.sandbox import sandbox
-from migrate.workflows import cutover, start
+from migrate.workflows import cutover, plan, start
 from migrate.workflows.context import Migration
 
 CATCH_UP_TIMEOUT_S = 300
@@ -26,13 +26,20 @@ def run(directory: Path, *, rows: int | None = None, say: Callable[[str], None] 
     say(f"demo: starting the sandbox in {directory}")
     sb, _ = sandbox.up(directory, rows)
     m = Migration(load(sb.playbook_path))
+    say("demo: migrate plan (preflight checks, read-only)")
+    checked = plan.run(m)
+    if checked["verdict"] != "go":
+        raise Refused(f"migrate plan says no-go: {', '.join(checked['failed'])}",
+                      hint=f"run `migrate plan -p {sb.playbook_path}` to see why")
+    say(f"demo: plan says go ({len(checked['checks'])} checks)")
     say("demo: migrate start (seed the target, replicate from the RDS-like source)")
     started = start.run(m)
     say("demo: waiting until the replica has caught up")
     caught_up_s = wait_caught_up(m, CATCH_UP_TIMEOUT_S)
     say("demo: migrate cutover --yes, with the probe writing through HAProxy")
     result = cutover.run(m)
-    return {"sandbox": str(directory), "playbook": str(sb.playbook_path), "start": started.as_dict(),
+    return {"sandbox": str(directory), "playbook": str(sb.playbook_path), "plan": checked["verdict"],
+            "start": started.as_dict(),
             "caught_up_s": round(caught_up_s, 2), **result}
 
 

@@ -73,9 +73,11 @@ def _source(m: Migration) -> SourceFacts:
         existing = set(inspector.accounts_of(s, sorted({a.user for a in definers})))
         repl = inspector.accounts_of(s, [m.pb.replication.user])
         repl_account = next((a for a in repl if a.host == "%"), None)
+        variables = inspector.variables(s)
+        binlog_on = str(variables.get("log_bin", "")).upper() in ("ON", "1")
         return SourceFacts(
             dialect=s.dialect,
-            variables=inspector.variables(s), privileges=inspector.global_privileges(s), schemas=schemas,
+            variables=variables, privileges=inspector.global_privileges(s), schemas=schemas,
             tables=inspector.tables(s, schemas), no_primary_key=inspector.tables_without_primary_key(s, schemas),
             long_transactions=inspector.long_transactions(s), code=inspector.code_objects(s, schemas),
             collations=inspector.collations_in_use(s, schemas), app_accounts=app,
@@ -83,7 +85,7 @@ def _source(m: Migration) -> SourceFacts:
             repl_grants=inspector.grants_of(s, repl_account) if repl_account else None,
             definers=definers, missing_definers=[a for a in definers if a not in existing],
             rds_configuration=inspector.rds_configuration(s) if m.pb.source.kind == "rds" else None,
-            binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s),
+            binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s) if binlog_on else 0.0,
             unix_time=inspector.unix_time(s))
 
 

@@ -1,0 +1,275 @@
+"""`migrate plan` on real servers: each check made to fail or warn for real, with its message; the
+sandbox says go; and the plan changes nothing anywhere."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from migrate.adapters import aws as aws_adapter
+from migrate.adapters.db import quote_ident
+from migrate.playbook import load
+from migrate.sandbox import sample_data
+from migrate.sandbox.aws import PARAMETER_GROUP
+from migrate.sandbox.mariadb import MariaDBServer
+from migrate.sandbox.procs import free_port
+from migrate.sandbox.workload import AppWorkload
+from migrate.workflows import plan
+from migrate.workflows.context import Migration
+from tests.helpers import endpoint_as, run_migrate, write_playbook
+
+FAST = {"estimates": {"binlog_sample_s": 0.2}}
+
+
+def run_plan(sb, tmp_path, allow_nonempty: bool = False, **changes) -> dict:
+    merged = {**FAST, **changes}
+    playbook = write_playbook(sb.playbook_path, tmp_path / f"pb-{time.monotonic_ns()}.yml", **merged)
+    result = plan.run(Migration(load(playbook)), allow_nonempty_target=allow_nonempty)
+    result["by_id"] = {c["id"]: c for c in result["checks"]}
+    return result
+
+
+def check(result: dict, check_id: str) -> dict:
+    return result["by_id"][check_id]
+
+
+def test_the_sandbox_says_go_with_every_check_passing(sandbox, tmp_path):
+    result = run_plan(sandbox, tmp_path)
+    assert result["verdict"] == "go", [c for c in result["checks"] if c["status"] != "pass"]
+    assert all(c["status"] == "pass" for c in result["checks"])
+    assert [s["step"] for s in result["plan"]["cutover"] if s["point_of_no_return"]] == ["repoint"]
+    assert "LOCK TABLES" in result["plan"]["seed"]["why"]
+
+
+def test_plan_changes_nothing_on_either_server(sandbox, tmp_path, source_root, target_root):
+    before = [s.one("SHOW MASTER STATUS") for s in (source_root, target_root)]
+    run_plan(sandbox, tmp_path)
+    assert [s.one("SHOW MASTER STATUS") for s in (source_root, target_root)] == before
+
+
+def test_cli_prints_json_and_exits_0_on_go_and_1_on_no_go(sandbox, tmp_path):
+    good = write_playbook(sandbox.playbook_path, tmp_path / "good.yml", **FAST)
+    result = run_migrate("plan", "-p", str(good), "--json")
+    assert result.returncode == 0, result.stdout[-2000:]
+    doc = json.loads(result.stdout)
+    assert {"checks", "plan", "estimates", "verdict"} <= set(doc) and doc["verdict"] == "go"
+    bad = write_playbook(sandbox.playbook_path, tmp_path / "bad.yml", cutover={"app_users": ["nobody_here"]}, **FAST)
+    result = run_migrate("plan", "-p", str(bad))
+    assert result.returncode == 1 and "NO-GO" in result.stdout and "cutover.app_accounts" in result.stdout
+
+
+@pytest.fixture
+def set_global(source_root, target_root):
+    """SET GLOBAL on a server for one test, put back afterwards."""
+    changed = []
+
+    def setter(session, name, value):
+        changed.append((session, name, session.variable(name)))
+        session.run(f"SET GLOBAL {name} = %s", (value,))
+
+    yield {"source": lambda n, v: setter(source_root, n, v), "target": lambda n, v: setter(target_root, n, v)}
+    for session, name, old in reversed(changed):
+        session.run(f"SET GLOBAL {name} = %s", (old,))
+
+
+def test_statement_binlog_format_fails(sandbox, tmp_path, set_global):
+    set_global["source"]("binlog_format", "STATEMENT")
+    c = check(run_plan(sandbox, tmp_path), "source.binlog_format")
+    assert c["status"] == "fail" and c["evidence"] == "binlog_format=STATEMENT" and "parameter group" in c["fix"]
+
+
+def test_minimal_row_image_fails(sandbox, tmp_path, set_global):
+    set_global["source"]("binlog_row_image", "MINIMAL")
+    assert check(run_plan(sandbox, tmp_path), "source.binlog_row_image")["status"] == "fail"
+
+
+def test_unset_rds_binlog_retention_fails_with_the_call_to_make(sandbox, tmp_path, master):
+    master.run("CALL mysql.rds_set_configuration('binlog retention hours', NULL)")
+    try:
+        c = check(run_plan(sandbox, tmp_path), "source.binlog_retention")
+    finally:
+        master.run("CALL mysql.rds_set_configuration('binlog retention hours', 24)")
+    assert c["status"] == "fail" and "NULL" in c["evidence"]
+    assert "CALL mysql.rds_set_configuration('binlog retention hours'," in c["fix"]
+
+
+def test_a_replication_account_without_its_grant_warns(sandbox, tmp_path, master):
+    master.run("CREATE USER 'repl_plan'@'%%' IDENTIFIED BY %s", ("x-repl-plan-1",))
+    try:
+        result = run_plan(sandbox, tmp_path, replication={"user": "repl_plan"})
+    finally:
+        master.run("DROP USER 'repl_plan'@'%'")
+    c = check(result, "source.replication_account")
+    assert c["status"] == "warn" and "without REPLICATION SLAVE" in c["evidence"] and "GRANT REPLICATION SLAVE" in c["fix"]
+
+
+def test_tables_without_primary_key_myisam_and_orphan_definers_warn(sandbox, tmp_path, source_root, schema):
+    db = quote_ident(schema)
+    source_root.run(f"CREATE DATABASE {db}")
+    source_root.run(f"CREATE TABLE {db}.no_pk (a INT, b INT) ENGINE=InnoDB")
+    source_root.run(f"CREATE TABLE {db}.old_stuff (id INT PRIMARY KEY) ENGINE=MyISAM")
+    source_root.run(f"CREATE DEFINER='ghost'@'%' SQL SECURITY DEFINER VIEW {db}.v AS SELECT 1 AS one")
+    result = run_plan(sandbox, tmp_path)
+    assert check(result, "source.primary_keys")["status"] == "warn"
+    assert f"{schema}.no_pk" in check(result, "source.primary_keys")["evidence"]
+    assert f"{schema}.old_stuff (MyISAM)" in check(result, "source.engines")["evidence"]
+    assert check(result, "source.definers")["status"] == "warn" and "'ghost'@'%'" in check(result, "source.definers")["evidence"]
+    assert result["verdict"] == "go"  # warnings inform; they do not stop
+
+
+def test_a_long_transaction_warns(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setattr(plan.inspector, "long_transactions",
+                        lambda s, older_than_s=60, f=plan.inspector.long_transactions: f(s, 1))
+    with sandbox.source.root() as holder:
+        holder.run("START TRANSACTION")
+        holder.run("SELECT COUNT(*) FROM shop.orders FOR UPDATE")
+        time.sleep(2.5)  # innodb_trx's trx_started has whole seconds
+        c = check(run_plan(sandbox, tmp_path), "source.long_transactions")
+        holder.run("ROLLBACK")
+    assert c["status"] == "warn" and f"thread {holder.connection_id}" in c["evidence"], c
+
+
+def test_a_target_with_a_user_database_fails_unless_allowed(sandbox, tmp_path, target_root, schema):
+    target_root.run("SET SESSION sql_log_bin = 0")
+    target_root.run(f"CREATE DATABASE {quote_ident(schema)}")
+    assert check(run_plan(sandbox, tmp_path), "target.empty")["status"] == "fail"
+    allowed = run_plan(sandbox, tmp_path, allow_nonempty=True)
+    assert check(allowed, "target.empty")["status"] == "warn" and schema in check(allowed, "target.empty")["evidence"]
+
+
+def test_a_writable_target_fails(sandbox, tmp_path, set_global):
+    set_global["target"]("read_only", 0)
+    c = check(run_plan(sandbox, tmp_path), "target.read_only")
+    assert c["status"] == "fail" and "SET GLOBAL read_only = ON" in c["fix"]
+
+
+def test_different_settings_on_the_target_warn(sandbox, tmp_path, set_global):
+    set_global["target"]("sql_mode", "ANSI_QUOTES")
+    set_global["target"]("max_allowed_packet", 1024 * 1024)
+    c = check(run_plan(sandbox, tmp_path), "target.settings")
+    assert c["status"] == "warn" and "sql_mode" in c["evidence"] and "max_allowed_packet" in c["evidence"]
+
+
+def test_an_unknown_ssh_host_fails_the_target_host_check(sandbox, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    c = check(run_plan(sandbox, tmp_path, target={"ssh": {"known_hosts": str(empty)}}), "target.host")
+    assert c["status"] == "fail" and "known_hosts" in c["evidence"]
+
+
+def test_a_source_the_target_host_cannot_reach_fails(sandbox, tmp_path):
+    c = check(run_plan(sandbox, tmp_path, replication={"source_host": "127.0.0.3"}), "network.target_to_source")
+    assert c["status"] == "fail" and "security group" in c["fix"]
+
+
+def test_physical_seed_from_rds_is_refused_with_the_reason(sandbox, tmp_path):
+    result = run_plan(sandbox, tmp_path, seed={"method": "physical"})
+    assert check(result, "seed.method")["status"] == "fail" and "datadir" in check(result, "seed.method")["evidence"]
+    assert "impossible from RDS" in result["plan"]["seed"]["why"]
+
+
+def test_cutover_readiness_failures(sandbox, tmp_path, master):
+    master.run("CREATE ROLE IF NOT EXISTS plan_writer")
+    master.run("CREATE USER IF NOT EXISTS 'role_app'@'%%' IDENTIFIED BY %s", ("role-app-pw-1",))
+    master.run("GRANT plan_writer TO 'role_app'@'%'")
+    master.run("CREATE USER IF NOT EXISTS 'reader'@'%%' IDENTIFIED BY %s", ("reader-pw-1",))
+    master.run("GRANT SELECT ON shop.* TO 'reader'@'%'")
+    try:
+        assert check(run_plan(sandbox, tmp_path, cutover={"app_users": ["role_app"]}),
+                     "cutover.app_accounts")["status"] == "fail"
+        reader = check(run_plan(sandbox, tmp_path, cutover={"app_users": ["reader"]}), "cutover.app_accounts")
+        assert reader["status"] == "warn" and "no write privilege" in reader["evidence"]
+    finally:
+        master.run("DROP USER IF EXISTS 'role_app'@'%'")
+        master.run("DROP USER IF EXISTS 'reader'@'%'")
+        master.run("DROP ROLE IF EXISTS plan_writer")
+    assert check(run_plan(sandbox, tmp_path, cutover={"write_block": "read_only"}), "cutover.write_block")["status"] == "fail"
+    broken = run_plan(sandbox, tmp_path, cutover={"repoint": {"haproxy": {"socket": str(tmp_path / "no.sock")}}})
+    assert check(broken, "cutover.repoint")["status"] == "fail"
+    (tmp_path / "wrong.pw").write_text("wrong")
+    wrong = run_plan(sandbox, tmp_path, probe={"password_file": str(tmp_path / "wrong.pw")})
+    assert check(wrong, "cutover.probe")["status"] == "fail" and "(1045)" in check(wrong, "cutover.probe")["evidence"]
+
+
+def test_writes_faster_than_the_replica_applies_mean_no_go(sandbox, tmp_path):
+    load_ = AppWorkload(lambda: endpoint_as(sandbox.ports["haproxy"], sample_data.APP_USER, sandbox.secret("app")),
+                        rate=200, threads=2).start()
+    try:
+        result = run_plan(sandbox, tmp_path, estimates={"binlog_sample_s": 0.5, "apply_mb_per_s": 0.0001})
+    finally:
+        load_.stop()
+    assert check(result, "estimate.catch_up")["status"] == "fail" and result["estimates"]["catch_up_s"] is None
+
+
+@pytest.fixture
+def bad_rds_instances(sandbox):
+    rds = aws_adapter.client(sandbox.aws.settings, "rds")
+    rds.create_db_instance(DBInstanceIdentifier="shop-nobackups", Engine="mariadb", EngineVersion="10.11.19",
+                           DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="admin",
+                           MasterUserPassword="whatever-1", BackupRetentionPeriod=0, Port=sandbox.ports["source"])
+    rds.create_db_parameter_group(DBParameterGroupName="mixed-binlog", DBParameterGroupFamily="mariadb10.11",
+                                  Description="binlog_format MIXED")
+    rds.modify_db_parameter_group(DBParameterGroupName="mixed-binlog", Parameters=[
+        {"ParameterName": "binlog_format", "ParameterValue": "MIXED", "ApplyMethod": "immediate"}])
+    rds.create_db_instance(DBInstanceIdentifier="shop-mixed", Engine="mariadb", EngineVersion="10.11.19",
+                           DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="admin",
+                           MasterUserPassword="whatever-1", BackupRetentionPeriod=7, Port=sandbox.ports["source"],
+                           DBParameterGroupName="mixed-binlog")
+    yield
+    for name in ("shop-nobackups", "shop-mixed"):
+        rds.delete_db_instance(DBInstanceIdentifier=name, SkipFinalSnapshot=True)
+    rds.delete_db_parameter_group(DBParameterGroupName="mixed-binlog")
+
+
+def test_rds_without_backups_on_a_default_parameter_group_and_closed_security_group_fails(sandbox, tmp_path,
+                                                                                         bad_rds_instances):
+    result = run_plan(sandbox, tmp_path, source={"rds_instance_id": "shop-nobackups"})
+    assert check(result, "rds.backups")["status"] == "fail" and "--backup-retention-period" in check(result, "rds.backups")["fix"]
+    group = check(result, "rds.parameter_group")
+    assert group["status"] == "fail" and "default." in group["evidence"]
+    assert check(result, "rds.security_group")["status"] == "warn"
+    mixed = check(run_plan(sandbox, tmp_path, source={"rds_instance_id": "shop-mixed"}), "rds.binlog_format")
+    assert mixed["status"] == "fail" and "binlog_format=MIXED" in mixed["evidence"]
+    missing = check(run_plan(sandbox, tmp_path, source={"rds_instance_id": "no-such-db"}), "rds.instance")
+    assert missing["status"] == "fail" and "not found" in missing["evidence"]
+    assert PARAMETER_GROUP  # the sandbox's own instance keeps its custom group (see the go test)
+
+
+def test_a_self_managed_source_without_binlog_and_a_bare_target_fail(sandbox, tmp_path):
+    """Servers started wrong from the beginning: no binary log on the source and a target without binary
+    logging or log_slave_updates, writable, with the source's server_id."""
+    base = tmp_path / "srv"
+    source = MariaDBServer("bare-source", base / "s", free_port(), server_id=2,
+                           options={"skip-log-bin": None, "expire-logs-days": "0"})
+    target = MariaDBServer("bare-target", base / "t", free_port(), server_id=2, options={"skip-log-bin": None})
+    try:
+        source.init()
+        target.init()
+        for server, pw in ((source, "bare-src-pw-1"), (target, "bare-tgt-pw-1")):
+            with server.root() as root:
+                root.run("CREATE USER 'dba'@'127.0.0.1' IDENTIFIED BY %s", (pw,))
+                root.run("GRANT ALL PRIVILEGES ON *.* TO 'dba'@'127.0.0.1' WITH GRANT OPTION")
+                root.run("CREATE USER 'app_rw'@'%%' IDENTIFIED BY %s", (sandbox.secret("app"),))
+                root.run("GRANT SELECT, INSERT ON *.* TO 'app_rw'@'%'")
+        (tmp_path / "s.pw").write_text("bare-src-pw-1")
+        (tmp_path / "t.pw").write_text("bare-tgt-pw-1")
+        result = run_plan(sandbox, tmp_path,
+                          source={"kind": "mysql", "host": "127.0.0.1", "port": source.port, "user": "dba",
+                                  "password_file": str(tmp_path / "s.pw")},
+                          target={"port": target.port, "user": "dba", "password_file": str(tmp_path / "t.pw"),
+                                  "datadir": str(target.datadir)},
+                          probe={"host": "127.0.0.1", "port": source.port})
+    finally:
+        source.destroy()
+        target.destroy()
+    assert "source.binary_log" in result["by_id"], [c for c in result["checks"] if c["status"] != "pass"]
+    assert check(result, "source.binary_log")["status"] == "fail"
+    assert check(result, "source.server_id")["status"] == "fail" and "both have server_id=2" in \
+        check(result, "source.server_id")["evidence"]
+    assert check(result, "target.binary_log")["status"] == "fail"
+    assert check(result, "target.log_replica_updates")["status"] == "fail"
+    assert check(result, "target.read_only")["status"] == "fail"
+    assert "rds.instance" not in result["by_id"]  # a self-managed source has no RDS checks
+    assert result["verdict"] == "no-go"

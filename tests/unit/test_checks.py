@@ -1,0 +1,108 @@
+"""The checks no server here can be made to fail for real (no MySQL 8 to pair with MariaDB, no full disk,
+no missing tools on the sandbox's host, no drifting clock), on hand-made facts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from migrate.adapters.dialect import detect
+from migrate.capabilities.host_inspector import HostFacts
+from migrate.checks import cutover, source, target
+from migrate.checks.facts import PlanFacts, SourceFacts, TargetFacts
+from migrate.estimates import estimate
+from migrate.playbook import parse
+from tests.unit.test_playbook import VALID
+
+VARS = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL", "server_id": "1", "read_only": "ON",
+        "log_slave_updates": "ON", "log_replica_updates": "ON", "gtid_mode": "ON", "sql_mode": "STRICT_TRANS_TABLES",
+        "time_zone": "SYSTEM", "system_time_zone": "UTC", "lower_case_table_names": "0",
+        "max_allowed_packet": "67108864"}
+
+
+def facts(src_version="8.0.36", tgt_version="8.0.36", src_vars=None, tgt_vars=None, **changes) -> PlanFacts:
+    pb = parse(VALID.replace("kind: rds\n  rds_instance_id: orders-prod", "kind: mysql\n  host: 10.0.0.1"))
+    s = SourceFacts(detect(src_version), {**VARS, **(src_vars or {})}, {"ALL PRIVILEGES"}, ["shop"],
+                    [{"schema": "shop", "name": "t", "engine": "InnoDB", "est_rows": 10, "bytes": 2_000_000_000}],
+                    [], [], {"triggers": [], "routines": [], "views": [], "events": []}, ["utf8mb4_0900_ai_ci"],
+                    [], {}, None, [], [], None, 0.0, 1000.0)
+    t = TargetFacts(detect(tgt_version), {**VARS, "server_id": "2", **(tgt_vars or {})}, [], {"utf8mb4_0900_ai_ci"},
+                    1000.2)
+    host = HostFacts(True, free_bytes=10**12, disk_path="/var/lib/mysql",
+                     tools={"mydumper": "/usr/bin/mydumper", "myloader": "/usr/bin/myloader"}, clock_offset_s=0.0)
+    base = PlanFacts(pb, s, None, t, None, host, None, (True, "ok"), (True, "ok"))
+    return dataclasses.replace(base, **changes)
+
+
+def by_id(checks) -> dict:
+    return {c.id: c for c in checks}
+
+
+def run_target(f: PlanFacts) -> dict:
+    est = estimate(f.source.data_bytes, 0.0, f.pb.estimates, 10)
+    return by_id(target.checks(f, est, allow_nonempty=False))
+
+
+def test_a_mariadb_target_for_a_mysql_source_fails():
+    assert run_target(facts(tgt_version="10.11.6-MariaDB"))["target.version"].status == "fail"
+
+
+def test_an_older_target_fails_and_a_newer_major_warns():
+    assert run_target(facts(src_version="8.4.3", tgt_version="8.0.36"))["target.version"].status == "fail"
+    assert run_target(facts(src_version="8.0.36", tgt_version="8.4.3"))["target.version"].status == "warn"
+
+
+def test_a_collation_unknown_on_the_target_fails():
+    f = facts()
+    f.target.collations.clear()
+    assert run_target(f)["target.collations"].status == "fail"
+
+
+def test_too_little_disk_for_one_and_a_half_times_the_data_fails():
+    f = facts(host=HostFacts(True, free_bytes=2_500_000_000, disk_path="/var/lib/mysql",
+                             tools={"mydumper": "x", "myloader": "x"}))
+    c = run_target(f)["target.disk"]
+    assert c.status == "fail" and "needs 3.0 GB" in c.evidence
+
+
+def test_missing_tools_fail_and_mysqldump_alone_warns():
+    assert run_target(facts(host=HostFacts(True, free_bytes=10**12, tools={})))["target.tools"].status == "fail"
+    only_dump = HostFacts(True, free_bytes=10**12, tools={"mysqldump": "x", "mysql": "x"})
+    assert run_target(facts(host=only_dump))["target.tools"].status == "warn"
+
+
+def test_clock_skew_over_a_second_warns():
+    f = facts()
+    f.target.unix_time = f.source.unix_time + 3.5
+    assert run_target(f)["network.clock_skew"].status == "warn"
+
+
+def test_different_lower_case_table_names_fails():
+    c = run_target(facts(tgt_vars={"lower_case_table_names": "1"}))["target.settings"]
+    assert c.status == "fail" and "lower_case_table_names" in c.evidence
+
+
+def test_mysql_without_gtids_warns_and_replicates_by_position():
+    f = facts(src_vars={"gtid_mode": "OFF"})
+    est = estimate(0, 0.0, f.pb.estimates, 10)
+    assert by_id(source.checks(f, est))["source.gtid"].status == "warn"
+
+
+def test_mysql_56_is_not_supported():
+    f = facts(src_version="5.6.51")
+    est = estimate(0, 0.0, f.pb.estimates, 10)
+    assert by_id(source.checks(f, est))["source.version"].status == "fail"
+
+
+def test_mysql_without_mydumper_and_without_reload_cannot_seed():
+    f = facts(host=HostFacts(True, free_bytes=10**12, tools={"mysqldump": "x", "mysql": "x"}))
+    f.source.privileges.clear()
+    assert by_id(cutover.checks(f))["seed.method"].status == "fail"
+
+
+def test_estimates_scale_with_data_and_write_rate():
+    pb = facts().pb
+    quiet = estimate(1_560_000_000, 0.0, pb.estimates, 10)
+    assert round(quiet.seed_s) == 105 and quiet.catch_up_s == 0
+    busy = estimate(1_560_000_000, 1_000_000, pb.estimates, 10)
+    assert busy.catch_up_s > 0 and busy.retention_needed_h >= 1
+    assert estimate(0, 10_000_000, pb.estimates, 10).catch_up_s is None
