@@ -273,3 +273,22 @@ def test_a_self_managed_source_without_binlog_and_a_bare_target_fail(sandbox, tm
     assert check(result, "target.read_only")["status"] == "fail"
     assert "rds.instance" not in result["by_id"]  # a self-managed source has no RDS checks
     assert result["verdict"] == "no-go"
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 64 KiB tmpfs: a target volume too small for the seed."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_target_volume_too_small_for_the_seed_fails(sandbox, tmp_path, tiny_filesystem):
+    c = check(run_plan(sandbox, tmp_path, target={"datadir": str(tiny_filesystem / "mysql")}), "target.disk")
+    assert c["status"] == "fail" and str(tiny_filesystem) in c["evidence"] and "grow the volume" in c["fix"]
