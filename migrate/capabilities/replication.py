@@ -102,8 +102,10 @@ def wait_running(target: Session, timeout_s: float) -> ReplicaStatus:
         if status.last_sql_errno or (status.last_io_errno and status.io_state == "stopped"):
             break
         time.sleep(0.2)
+    stopped = "stopped on an error" if status.last_sql_errno or status.last_io_errno else \
+        f"did not start within {timeout_s:g} s"
     raise ReplicationError(
-        f"replication did not start within {timeout_s:g} s: IO thread {status.io_state}, SQL thread "
+        f"replication {stopped}: IO thread {status.io_state}, SQL thread "
         f"{'running' if status.sql_running else 'stopped'}; {status.last_error or 'no error reported'}",
         hint=hint_for(status))
 

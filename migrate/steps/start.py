@@ -126,7 +126,10 @@ class Seed(MigrationStep):
         ctx.save()
         with self.m.source() as s:
             schemas = self._schemas(s)
-            table_count = len(inspector.tables(s, schemas))
+            tables = inspector.tables(s, schemas)
+            table_count = len(tables)
+            non_transactional = tuple(f"{t['schema']}.{t['name']} ({t['engine']})" for t in tables
+                                      if (t["engine"] or "").upper() not in ("INNODB", "ROCKSDB"))
             global_lock = inspector.can_take_global_read_lock(s, rds=self.m.pb.source.kind == "rds")
             source_dialect = s.dialect
             events = inspector.events(s, schemas)
@@ -141,6 +144,7 @@ class Seed(MigrationStep):
             source=replace(self.m.source_endpoint(), host=host, port=port),
             target=self.m.target_endpoint(), source_dialect=source_dialect, schemas=schemas, tables=table_count,
             threads=self.m.pb.seed.threads, tool=self.m.pb.seed.tool, global_lock=global_lock,
+            non_transactional=non_transactional,
             workdir=str(PurePosixPath(str(self.m.pb.target.datadir)).parent / f"migrate-seed-{self.m.pb.name}"))
         ctx.on_cancel(self.m.close)
         result = logical.seed(self.m.target_host, plan, lambda phase, done, total: ctx.progress(
@@ -158,7 +162,7 @@ class Seed(MigrationStep):
             return position
         with self.m.source() as s:
             gtid = s.value(dialect.gtid_at(position.file, position.pos))
-        if gtid and gtid != position.gtid_set:
+        if gtid and position.gtid_set and gtid != position.gtid_set:
             from migrate import log
 
             log.get().warning("snapshot GTID differs from the tool's; using the source's", tool=position.gtid_set,

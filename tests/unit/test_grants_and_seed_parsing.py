@@ -3,6 +3,8 @@ client option files."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from pydantic import SecretStr
 
@@ -93,6 +95,8 @@ def test_mydumper_locks_every_table_where_the_global_lock_is_refused():
 def test_mysqldump_commands_per_flavor_keep_passwords_in_the_option_file():
     dump, load = mysqldump_commands(_plan("10.11.6-MariaDB", False), "s.cnf", "t.cnf", "d.sql")
     assert dump.startswith("mariadb-dump --defaults-file=s.cnf --master-data=2 --gtid --single-transaction")
+    with_myisam = dataclasses.replace(_plan("10.11.6-MariaDB", True), non_transactional=("shop.t (MyISAM)",))
+    assert "--lock-all-tables" in mysqldump_commands(with_myisam, "s.cnf", "t.cnf", "d.sql")[0]
     assert "'--init-command=SET SESSION sql_log_bin=0'" in load and "pw" not in dump + load
     dump, _ = mysqldump_commands(_plan("8.0.36", False), "s.cnf", "t.cnf", "d.sql")
     assert "mysqldump --defaults-file=s.cnf --source-data=2 --set-gtid-purged=COMMENTED" in dump

@@ -42,6 +42,7 @@ class SeedPlan:
     tool: str  # auto | mydumper | mysqldump
     global_lock: bool  # FLUSH TABLES WITH READ LOCK allowed on the source
     workdir: str
+    non_transactional: tuple[str, ...] = ()  # MyISAM & co: outside any transaction's snapshot
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ def choose_tool(host: Executor, wanted: str) -> str:
 
 def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -> SeedResult:
     tool = choose_tool(host, plan.tool)
+    if tool == "mysqldump" and plan.non_transactional and not plan.global_lock:
+        raise SeedError(
+            f"{len(plan.non_transactional)} non-transactional table(s) ({', '.join(plan.non_transactional[:5])}) "
+            "are outside --single-transaction's snapshot, and this source refuses the global read lock that "
+            "would hold them still: a write during the dump would land in the dump and again by replication",
+            hint="install mydumper on the target host (it locks every table while its snapshot starts), or "
+                 "convert those tables to InnoDB")
     started = time.monotonic()
     host.run(["rm", "-rf", plan.workdir], timeout=600)
     host.run(["mkdir", "-p", "-m", "700", plan.workdir], timeout=60)
@@ -156,7 +164,9 @@ def mysqldump_commands(plan: SeedPlan, src_cnf: str, tgt_cnf: str, dump_file: st
         coords = "--source-data=2" if d.version >= (8, 0, 26) else "--master-data=2"
         dump = ["mysqldump", f"--defaults-file={src_cnf}", coords, "--set-gtid-purged=COMMENTED"]
         load = ["mysql", f"--defaults-file={tgt_cnf}"]
-    dump += ["--single-transaction", "--routines", "--events", "--triggers", "--hex-blob",
+    # Non-transactional tables need the global lock for the whole dump; InnoDB alone, a snapshot.
+    dump += ["--lock-all-tables" if plan.non_transactional else "--single-transaction", "--routines", "--events",
+             "--triggers", "--hex-blob",
              "--default-character-set=utf8mb4", "--databases", *plan.schemas]
     load += ["--init-command=SET SESSION sql_log_bin=0", "--default-character-set=utf8mb4"]
     return shlex.join(dump) + " > " + shlex.quote(dump_file), shlex.join(load) + " < " + shlex.quote(dump_file)
@@ -175,7 +185,9 @@ def _mysqldump(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progr
     progress("load", 0, 1)
     host.run(load, timeout=max(60.0, deadline - time.monotonic()))
     progress("load", 1, 1)
-    return position, "mysqldump --single-transaction (coordinates of the snapshot itself)", size
+    how = ("mysqldump --lock-all-tables (non-transactional tables: writes wait for the whole dump)"
+           if plan.non_transactional else "mysqldump --single-transaction (coordinates of the snapshot itself)")
+    return position, how, size
 
 
 def parse_dump_header(header: str) -> BinlogPosition:
