@@ -129,7 +129,9 @@ def _fail(out: Output, code: int, message: str, kind: str) -> int:
     if out.as_json:
         print(json.dumps({"ok": False, "exit_code": code, "error": kind, "message": message}, indent=2))
     else:
-        out.console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        out.console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return code
 
 
@@ -245,28 +247,32 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
 
 
 def _render_run(out: Output, run: dict[str, Any], *, title: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
     for col in ("step", "status", "seconds", "what it did"):
         table.add_column(col)
     for step in run["steps"]:
-        table.add_row(step["name"], step["status"], f"{step.get('duration_s') or 0:.3f}", step.get("message") or "")
+        table.add_row(escape(step["name"]), step["status"], f"{step.get('duration_s') or 0:.3f}",
+                      escape(step.get("message") or ""))
     out.console.print(table)
 
 
 def _render_plan(out: Output, steps: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
+
     out.console.print("cutover --dry-run: the steps, in order; nothing was changed")
     for i, step in enumerate(steps, 1):
         mark = "  [bold]<- point of no return[/]" if step["point_of_no_return"] else ""
-        out.console.print(f"{i}. {step['step']} (timeout {step['timeout_s']:g} s): {step['does']}{mark}")
+        out.console.print(f"{i}. {step['step']} (timeout {step['timeout_s']:g} s): {escape(step['does'])}{mark}")
 
 
 def _render_status(out: Output, r: dict[str, Any]) -> None:
     for name, run in r["runs"].items():
         out.console.print(f"{name}: {run['status']} (started {run['started_at']})", markup=False)
     if "error" in r:
-        out.console.print(f"[red]cannot read the servers:[/] {r['error']}")
+        out.console.print("cannot read the servers: " + r["error"], markup=False)
         return
     rep, lag = r["replication"], r.get("lag")
     if not rep["configured"]:
@@ -309,6 +315,7 @@ def _sandbox(args: argparse.Namespace, out: Output) -> int:
 
 
 def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{title}: {report['dir']}", title_justify="left")
@@ -323,7 +330,7 @@ def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
     }
     for name, comp in report["components"].items():
         state = "[green]running[/]" if comp["running"] else "[red]stopped[/]"
-        table.add_row(name, state, comp.get("address") or comp.get("endpoint_url", ""), details[name](comp))
+        table.add_row(name, state, comp.get("address") or comp.get("endpoint_url", ""), escape(details[name](comp)))
     out.console.print(table)
     out.console.print(f"playbook: {report['playbook']}  ({report['rows']:,} orders in schema shop)")
     if "up_seconds" in report:

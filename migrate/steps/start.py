@@ -12,7 +12,7 @@ from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, inspector, probe, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
 from migrate.capabilities.seed import logical
-from migrate.errors import Refused
+from migrate.errors import Refused, StepFailed
 from migrate.runner import RunContext, Step
 from migrate.workflows.context import Migration
 
@@ -170,6 +170,62 @@ class Seed(MigrationStep):
         return BinlogPosition(position.file, position.pos, gtid or position.gtid_set)
 
 
+# Durability the load can do without: a crash mid-load means seeding again anyway. Restored after.
+LOAD_SETTINGS = {"innodb_flush_log_at_trx_commit": 2, "sync_binlog": 0}
+
+
+def _current_settings(t: Session) -> dict[str, int]:
+    return {name: int(t.variable(name)) for name in LOAD_SETTINGS}
+
+
+class TuneTargetForLoad(MigrationStep):
+    name = "tune_target_for_load"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        relaxed = ", ".join(f"{k}={v}" for k, v in LOAD_SETTINGS.items())
+        return f"relax the target's durability for the load ({relaxed}); the originals are kept in the run state"
+
+    def done(self, ctx: RunContext) -> bool:
+        if "load_settings" not in ctx.data:
+            return False
+        with self.m.target() as t:
+            return _current_settings(t) == LOAD_SETTINGS
+
+    def run(self, ctx: RunContext) -> str:
+        with self.m.target() as t:
+            current = _current_settings(t)
+            # Saved before anything changes, and only once: a rerun must not mistake relaxed values for originals.
+            originals = ctx.data.setdefault("load_settings", current)
+            ctx.save()
+            for name, value in LOAD_SETTINGS.items():
+                t.run(f"SET GLOBAL {name} = %s", (value,))
+        return ("target relaxed for the load: " + ", ".join(f"{k} {originals[k]} -> {v}" for k, v in LOAD_SETTINGS.items()))
+
+
+class RestoreTargetSettings(MigrationStep):
+    name = "restore_target_settings"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        return "put the target's durability settings back as they were before the load"
+
+    def done(self, ctx: RunContext) -> bool:
+        return "load_settings" not in ctx.data
+
+    def run(self, ctx: RunContext) -> str:
+        originals = ctx.data["load_settings"]
+        with self.m.target() as t:
+            for name, value in originals.items():
+                t.run(f"SET GLOBAL {name} = %s", (value,))
+            now = _current_settings(t)
+        if now != originals:
+            raise StepFailed(f"the target's settings read {now} after restoring {originals}",
+                             hint="set them by hand (SET GLOBAL ...), then rerun `migrate start`")
+        del ctx.data["load_settings"]
+        return "target durability restored: " + ", ".join(f"{k}={v}" for k, v in originals.items())
+
+
 class CarryAccounts(MigrationStep):
     name = "accounts"
     timeout_s = 300.0
@@ -262,4 +318,5 @@ class StartReplication(MigrationStep):
 
 
 def steps(m: Migration) -> list[Step]:
-    return [PrepareSource(m), ReplicationUser(m), Seed(m), CarryAccounts(m), DisableEvents(m), StartReplication(m)]
+    return [PrepareSource(m), ReplicationUser(m), TuneTargetForLoad(m), Seed(m), RestoreTargetSettings(m),
+            CarryAccounts(m), DisableEvents(m), StartReplication(m)]

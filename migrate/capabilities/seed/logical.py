@@ -75,6 +75,7 @@ def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -
             hint="install mydumper on the target host (it locks every table while its snapshot starts), or "
                  "convert those tables to InnoDB")
     started = time.monotonic()
+    stop_leftovers(host, plan.workdir)
     host.run(["rm", "-rf", plan.workdir], timeout=600)
     host.run(["mkdir", "-p", "-m", "700", plan.workdir], timeout=60)
     src_cnf, tgt_cnf = f"{plan.workdir}/source.cnf", f"{plan.workdir}/target.cnf"
@@ -90,6 +91,24 @@ def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -
         host.run(["rm", "-f", src_cnf, tgt_cnf], timeout=60, check=False)
     host.run(["rm", "-rf", plan.workdir], timeout=600, check=False)
     return SeedResult(tool, position, time.monotonic() - started, size, consistency)
+
+
+def stop_leftovers(host: Executor, workdir: str, timeout_s: float = 30) -> int:
+    """Stop dump/load processes an interrupted run left on the host (they name the workdir): a new seed
+    must not race an old load into the same tables. The bracket keeps pkill from matching its own shell."""
+    head, _, tail = workdir.rstrip("/").rpartition("/")
+    pattern = shlex.quote(f"{head}/[{tail[0]}]{tail[1:]}/")
+    found = host.run(f"pgrep -c -f {pattern}", timeout=30, check=False).text.strip()
+    if found in ("", "0"):
+        return 0
+    host.run(f"pkill -TERM -f {pattern}", timeout=30, check=False)
+    deadline = time.monotonic() + timeout_s
+    while host.run(f"pgrep -f {pattern}", timeout=30, check=False).ok:
+        if time.monotonic() > deadline:
+            host.run(f"pkill -KILL -f {pattern}", timeout=30, check=False)
+            break
+        time.sleep(0.2)
+    return int(found)
 
 
 # -- mydumper / myloader ----------------------------------------------------------------------------
