@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from migrate import log
 from migrate.errors import MigrateError, Refused, RolledBack, StepFailed
+from migrate.runner.progress import Progress
 from migrate.runner.store import Store, command_line, now_iso
 
 CANCEL_GRACE_S = 10.0
@@ -34,7 +35,7 @@ class RunContext:
         self._runner = runner
         self.data = data  # persisted in state.json after every step; never put a secret here
         self._cancel_hooks: list[Callable[[], None]] = []
-        self._last_progress = 0.0
+        self._progress = Progress()
         self.cancelled = threading.Event()
 
     def save(self) -> None:
@@ -53,18 +54,13 @@ class RunContext:
                 log.get().warning("cancel hook failed", error=str(exc))
 
     def progress(self, message: str, *, done: float | None = None, total: float | None = None,
-                 unit: str = "", every_s: float = 2.0) -> None:
-        """Report progress on long work, at most every `every_s` seconds."""
-        now = time.monotonic()
-        if now - self._last_progress < every_s and (total is None or done != total):
-            return
-        self._last_progress = now
-        fields: dict[str, Any] = {"step": self._runner.current}
-        if done is not None:
-            fields["done"] = f"{done:,.0f}{unit}" if total is None else f"{done:,.0f}/{total:,.0f}{unit}"
-            if total:
-                fields["pct"] = round(100.0 * done / total, 1)
-        log.get().info(message, **fields)
+                 unit: str = "", every_s: float = 2.0) -> dict[str, Any]:
+        """Report progress on long work: a bar with ETA on a terminal, a log line every `every_s` otherwise."""
+        return self._progress.update(message, done=done, total=total, unit=unit, every_s=every_s,
+                                     step=self._runner.current)
+
+    def end_progress(self) -> None:
+        self._progress.close()
 
 
 class Step(ABC):
@@ -216,6 +212,8 @@ class Runner:
                            message=reason)
             self._journal("step_failed", step=step.name, duration_s=round(duration, 3), error=reason)
             self.log.error("step failed", step=step.name, error=reason)
+            if not isinstance(exc, MigrateError | KeyboardInterrupt):  # a bug: keep where it happened
+                self.log.debug("unexpected error", step=step.name, exc_info=exc)
             return StepOutcome(step.name, "failed", duration, reason, error=exc)
         duration = time.monotonic() - t0
         self._set_step(step.name, status="done", finished_at=now_iso(), duration_s=round(duration, 3),
@@ -244,7 +242,9 @@ class Runner:
         except BaseException:
             ctx.cancel()
             worker.join(CANCEL_GRACE_S)
+            ctx.end_progress()
             raise
+        ctx.end_progress()
         if worker.is_alive():
             ctx.cancel()
             worker.join(CANCEL_GRACE_S)

@@ -144,17 +144,22 @@ class Seed(MigrationStep):
             source=replace(self.m.source_endpoint(), host=host, port=port),
             target=self.m.target_endpoint(), source_dialect=source_dialect, schemas=schemas, tables=table_count,
             threads=self.m.pb.seed.threads, tool=self.m.pb.seed.tool, global_lock=global_lock,
-            non_transactional=non_transactional,
+            non_transactional=non_transactional, data_bytes=sum(int(t["bytes"] or 0) for t in tables),
+            rows=sum(int(t["est_rows"] or 0) for t in tables), rows_loaded=self._rows_inserted,
             workdir=str(PurePosixPath(str(self.m.pb.target.datadir)).parent / f"migrate-seed-{self.m.pb.name}"))
         ctx.on_cancel(self.m.close)
-        result = logical.seed(self.m.target_host, plan, lambda phase, done, total: ctx.progress(
-            f"seed: {phase}", done=done, total=total, unit=" tables"), self.timeout_s)
+        result = logical.seed(self.m.target_host, plan, lambda what, done, total, unit: ctx.progress(
+            what, done=done, total=total, unit=unit), self.timeout_s)
         position = self._exact(result.position, source_dialect)
         ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
                             "enabled_events": [f"{e['schema']}.{e['name']}" for e in events if e["status"] == "ENABLED"]}
         return (f"seeded {len(schemas)} schema(s) ({', '.join(schemas)}) with {result.tool} in {result.seconds:.1f} s, "
                 f"{result.dump_bytes / 1e6:.1f} MB; snapshot at {position.file}:{position.pos}"
                 + (f", GTID {position.gtid_set}" if position.gtid_set else "") + f" ({result.consistency})")
+
+    def _rows_inserted(self) -> int:
+        with self.m.target(attempts=1) as t:
+            return int(t.one("SHOW GLOBAL STATUS LIKE 'Handler_write'")["Value"])  # rows written, any engine
 
     def _exact(self, position: BinlogPosition, dialect) -> BinlogPosition:
         """MariaDB: the GTID of the snapshot's file/position, computed by the source itself."""

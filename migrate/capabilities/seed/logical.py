@@ -12,8 +12,10 @@ The load runs with binary logging off, so the seed never reaches the target's ow
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ from migrate.adapters.dialect import BinlogPosition, Dialect
 from migrate.adapters.executor import Executor
 from migrate.errors import MigrateError
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Progress = Callable[..., None]  # (phase, done, total, unit)
+POLL_S = 1.0
+CHUNK_ROWS = 100_000  # mydumper splits bigger tables into files of this many rows: myloader loads them in parallel
 
 
 class SeedError(MigrateError):
@@ -43,6 +47,9 @@ class SeedPlan:
     global_lock: bool  # FLUSH TABLES WITH READ LOCK allowed on the source
     workdir: str
     non_transactional: tuple[str, ...] = ()  # MyISAM & co: outside any transaction's snapshot
+    data_bytes: int = 0  # the source's estimate, for the dump's progress
+    rows: int = 0  # the source's estimate, for the load's progress
+    rows_loaded: Callable[[], int] | None = None  # rows the target has inserted so far (a status counter)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,44 @@ def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -
     return SeedResult(tool, position, time.monotonic() - started, size, consistency)
 
 
+class _Every:
+    """Calls `fn` every POLL_S seconds in a thread until the block ends (progress of a running command)."""
+
+    def __init__(self, fn: Callable[[], None]):
+        self.fn, self.stop = fn, threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(POLL_S):
+            with contextlib.suppress(Exception):  # progress is best effort; the work itself reports errors
+                self.fn()
+
+    def __enter__(self) -> _Every:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def _dump_progress(host: Executor, plan: SeedPlan, path: str, progress: Progress) -> _Every:
+    def poll() -> None:
+        size = int(host.run(["du", "-sb", path], timeout=30, check=False).text.split()[0] or 0)
+        progress("seed: dump (bytes written, total estimated)", size, max(plan.data_bytes, size), "B")
+    return _Every(poll)
+
+
+def _load_progress(plan: SeedPlan, progress: Progress) -> _Every:
+    start = plan.rows_loaded() if plan.rows_loaded else 0
+
+    def poll() -> None:
+        if plan.rows_loaded:
+            done = plan.rows_loaded() - start
+            progress("seed: load (rows inserted, total estimated)", done, max(plan.rows, done), "rows")
+    return _Every(poll)
+
+
 def stop_leftovers(host: Executor, workdir: str, timeout_s: float = 30) -> int:
     """Stop dump/load processes an interrupted run left on the host (they name the workdir): a new seed
     must not race an old load into the same tables. The bracket keeps pkill from matching its own shell."""
@@ -117,7 +162,7 @@ def stop_leftovers(host: Executor, workdir: str, timeout_s: float = 30) -> int:
 def mydumper_command(plan: SeedPlan, src_cnf: str, out_dir: str) -> list[str]:
     regex = "^(" + "|".join(re.escape(s) + r"\." for s in plan.schemas) + ")"
     argv = ["mydumper", f"--defaults-file={src_cnf}", "--outputdir", out_dir, "--threads", str(plan.threads),
-            "--triggers", "--events", "--routines", "--regex", regex, "--verbose", "3"]
+            "--triggers", "--events", "--routines", "--regex", regex, "--rows", str(CHUNK_ROWS), "--verbose", "2"]
     if not plan.global_lock:
         argv.append("--lock-all-tables")
     return argv
@@ -126,34 +171,20 @@ def mydumper_command(plan: SeedPlan, src_cnf: str, out_dir: str) -> list[str]:
 def myloader_command(plan: SeedPlan, tgt_cnf: str, out_dir: str) -> list[str]:
     # myloader disables binary logging for its sessions unless --enable-binlog is given.
     return ["myloader", f"--defaults-file={tgt_cnf}", "--directory", out_dir, "--threads", str(plan.threads),
-            "--overwrite-tables", "--verbose", "3"]
+            "--overwrite-tables", "--verbose", "2"]
 
 
 def _mydumper(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progress: Progress,
               timeout_s: float) -> tuple[BinlogPosition, str, int]:
     out_dir = f"{plan.workdir}/dump"
-    dumped: set[str] = set()
-    loaded: set[str] = set()
-
-    def on_dump(line: str) -> None:
-        m = re.search(r"dumping data for `([^`]+)`\.`([^`]+)`", line)
-        if m:
-            dumped.add(m.group(0))
-            progress("dump", len(dumped), plan.tables)
-
-    def on_load(line: str) -> None:
-        m = re.search(r"restoring `([^`]+)`\.`([^`]+)`", line)
-        if m:
-            loaded.add(m.group(1) + "." + m.group(2))
-            progress("load", len(loaded), plan.tables)
-
     deadline = time.monotonic() + timeout_s
-    host.run(mydumper_command(plan, src_cnf, out_dir), timeout=timeout_s, on_stderr_line=on_dump)
+    with _dump_progress(host, plan, out_dir, progress):
+        host.run(mydumper_command(plan, src_cnf, out_dir), timeout=timeout_s)
     metadata = host.read_file(f"{out_dir}/metadata").decode()
     position = parse_mydumper_metadata(metadata)
     size = int(host.run(["du", "-sb", out_dir], timeout=120).text.split()[0])
-    host.run(myloader_command(plan, tgt_cnf, out_dir), timeout=max(60.0, deadline - time.monotonic()),
-             on_stderr_line=on_load)
+    with _load_progress(plan, progress):
+        host.run(myloader_command(plan, tgt_cnf, out_dir), timeout=max(60.0, deadline - time.monotonic()))
     consistency = "global read lock" if plan.global_lock else "LOCK TABLES on every dumped table"
     return position, f"mydumper, {consistency}", size
 
@@ -196,14 +227,13 @@ def _mysqldump(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progr
     dump_file = f"{plan.workdir}/dump.sql"
     dump, load = mysqldump_commands(plan, src_cnf, tgt_cnf, dump_file)
     deadline = time.monotonic() + timeout_s
-    progress("dump", 0, 1)
-    host.run(dump, timeout=timeout_s)
+    with _dump_progress(host, plan, dump_file, progress):
+        host.run(dump, timeout=timeout_s)
     header = host.run(f"head -n 300 {shlex.quote(dump_file)}", timeout=60).text
     position = parse_dump_header(header)
     size = int(host.run(["stat", "-c", "%s", dump_file], timeout=60).text.strip())
-    progress("load", 0, 1)
-    host.run(load, timeout=max(60.0, deadline - time.monotonic()))
-    progress("load", 1, 1)
+    with _load_progress(plan, progress):
+        host.run(load, timeout=max(60.0, deadline - time.monotonic()))
     how = ("mysqldump --lock-all-tables (non-transactional tables: writes wait for the whole dump)"
            if plan.non_transactional else "mysqldump --single-transaction (coordinates of the snapshot itself)")
     return position, how, size
