@@ -323,6 +323,7 @@ def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
         table.add_column(col)
     details = {
         "source": lambda c: f"{c.get('dialect', '')}  stands in for RDS",
+        "replica": lambda c: f"{c.get('dialect', '')}  stands in for an RDS read replica of the source",
         "target": lambda c: f"{c.get('dialect', '')}  stands in for MySQL on EC2 (read_only)",
         "ssh": lambda c: f"the target's EC2 host; known_hosts {c['known_hosts']}",
         "haproxy": lambda c: f"the application endpoint; admin socket {c['admin_socket']}",

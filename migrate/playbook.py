@@ -122,6 +122,10 @@ class Seed(Model):
     databases: list[str] | None = None
     consistency: Literal["auto", "lock", "replica"] = "auto"
     keep_replica: bool = False
+    # consistency: replica — where the temporary read replica is reachable (default: the RDS API's endpoint)
+    replica_host: str | None = None
+    replica_port: Port | None = None
+    replica_timeout_s: Seconds = 3600
 
 
 class HaproxyRepoint(Model):

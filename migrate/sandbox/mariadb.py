@@ -60,6 +60,11 @@ class MariaDBServer:
         return self.base / "error.log"
 
     @property
+    def tmpdir(self) -> Path:
+        """The server's own temporary directory: servers started side by side never share temp files."""
+        return self.base / "tmp"
+
+    @property
     def root_password_file(self) -> Path:
         return self.base / "root.pw"
 
@@ -71,7 +76,7 @@ class MariaDBServer:
             "binlog-row-image": "FULL", "skip-name-resolve": None, "innodb-buffer-pool-size": "128M",
             "innodb-log-file-size": "48M", "max-connections": "300", "character-set-server": "utf8mb4",
             "collation-server": "utf8mb4_unicode_ci", "user": getpass.getuser(),
-            "max-connect-errors": "100000",
+            "max-connect-errors": "100000", "tmpdir": self.tmpdir,
         }
         merged = {**base, **self.options}
         argv = [procs.find_program("mariadbd"), "--no-defaults"]
@@ -88,8 +93,10 @@ class MariaDBServer:
         if self.datadir.exists():
             shutil.rmtree(self.datadir)
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.tmpdir.mkdir(exist_ok=True, mode=0o700)
         result = subprocess.run(
             [procs.find_program("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}",
+             f"--tmpdir={self.tmpdir}",
              f"--user={getpass.getuser()}", "--auth-root-authentication-method=normal", "--skip-test-db",
              "--skip-name-resolve"],
             capture_output=True, text=True, timeout=120)
@@ -116,6 +123,7 @@ class MariaDBServer:
         if self.running():
             return
         self.socket.unlink(missing_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         procs.spawn(self.argv(), log_path=self.base / "stdout.log", pid_path=self.base / "launcher.pid")
         procs.wait_until(lambda: self.socket.exists() and self.answers(), timeout=60,
                          what=f"MariaDB {self.name} on port {self.port}", log_path=self.log_file)

@@ -32,8 +32,8 @@ MAX_DIR_CHARS = 108 - len("/haproxy/admin.sock") - len(".4194304.tmp") - 1
 MANIFEST = "sandbox.json"
 MASTER_USER = "admin"
 TARGET_USER = "root"
-SECRETS = ("source", "target", "repl", "app", "owner", "rdsadmin")
-COMPONENTS = ("source", "target", "ssh", "haproxy", "aws")
+SECRETS = ("source", "target", "repl", "app", "owner", "rdsadmin", "rdsrepl")
+COMPONENTS = ("source", "replica", "target", "ssh", "haproxy", "aws")
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Sandbox:
 
     @classmethod
     def allocate(cls, directory: Path, rows: int) -> Sandbox:
-        ports = {name: procs.free_port() for name in ("source", "target", "ssh", "haproxy", "aws")}
+        ports = {name: procs.free_port() for name in COMPONENTS}
         return cls(Path(directory).resolve(), ports, rows)
 
     def save_manifest(self) -> None:
@@ -67,6 +67,13 @@ class Sandbox:
     def source(self) -> MariaDBServer:
         return MariaDBServer("source", self.dir / "source", self.ports["source"], server_id=1,
                              options={"log-bin-trust-function-creators": "1"})
+
+    @property
+    def replica(self) -> MariaDBServer:
+        """Stands in for the endpoint of an RDS read replica of the source (seed.consistency: replica)."""
+        return MariaDBServer("replica", self.dir / "replica", self.ports["replica"], server_id=3,
+                             options={"read-only": "1", "log-slave-updates": "1",
+                                      "log-bin-trust-function-creators": "1"})
 
     @property
     def target(self) -> MariaDBServer:
@@ -195,6 +202,32 @@ class PrepareTarget(_SandboxStep):
         return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
 
 
+class ReplicaFollowsSource(_SandboxStep):
+    name = "replica_follows_source"
+
+    def describe(self) -> str:
+        return "make the replica server follow the source from its first binlog, as an RDS read replica does"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sb.replica.root() as root:
+            status = root.dialect.parse_replica_status(root.one(root.dialect.replica_status()))
+        return status.configured and status.healthy
+
+    def run(self, ctx: RunContext) -> str:
+        with self.sb.source.root() as root:
+            root.run("CREATE USER IF NOT EXISTS 'rdsrepladmin'@'%%' IDENTIFIED BY %s", (self.sb.secret("rdsrepl"),))
+            root.run("GRANT REPLICATION SLAVE ON *.* TO 'rdsrepladmin'@'%'")
+            first = root.run("SHOW BINARY LOGS")[0]["Log_name"]
+        with self.sb.replica.root() as root:
+            d = root.dialect
+            root.run(d.stop_replica())
+            for stmt in d.change_source("127.0.0.1", self.sb.ports["source"], "rdsrepladmin", self.sb.secret("rdsrepl"),
+                                        log_file=first, log_pos=4):
+                root.run(stmt)
+            root.run(d.start_replica())
+        return f"replica server on 127.0.0.1:{self.sb.ports['replica']} follows the source from {first}"
+
+
 class StartSsh(_SandboxStep):
     name = "ssh_host"
 
@@ -310,7 +343,8 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
                            "known_hosts": str(ssh.known_hosts)},
                    "datadir": str(sb.target.datadir)},
         "replication": {"user": "repl", "password_file": str(sb.secret_file("repl"))},
-        "seed": {"method": "dump", "tool": "auto", "threads": 2, "databases": None},
+        "seed": {"method": "dump", "tool": "auto", "threads": 2, "databases": None, "consistency": "auto",
+                 "replica_host": "127.0.0.1", "replica_port": sb.ports["replica"]},
         "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": "revoke_and_kill",
                     "app_users": [sample_data.APP_USER], "timeout_s": 30,
                     "repoint": {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket),
@@ -321,7 +355,8 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
 
 
 def up_steps(sb: Sandbox) -> list[Step]:
-    return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "target"),
+    return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "replica"),
+            ReplicaFollowsSource(sb), StartServer(sb, "target"),
             PrepareTarget(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
 
 
@@ -353,7 +388,7 @@ def up(directory: Path, rows: int | None = None) -> tuple[Sandbox, RunResult]:
 def status(directory: Path) -> dict[str, Any]:
     sb = Sandbox.open(directory)
     components: dict[str, Any] = {}
-    for name in ("source", "target"):
+    for name in ("source", "replica", "target"):
         server: MariaDBServer = getattr(sb, name)
         entry: dict[str, Any] = {"running": server.running(), "address": f"127.0.0.1:{server.port}"}
         if entry["running"]:
@@ -381,7 +416,7 @@ def down(directory: Path) -> list[str]:
     sb = Sandbox.open(directory)
     stopped = []
     for name, component in (("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh), ("target", sb.target),
-                            ("source", sb.source)):
+                            ("replica", sb.replica), ("source", sb.source)):
         try:
             component.stop()
             stopped.append(name)

@@ -5,13 +5,15 @@ Each `done()` asks the servers; each `run()` ends with the sentence that goes to
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import PurePosixPath
 
-from migrate.adapters.db import Session, quote_ident
+from migrate.adapters.db import Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, inspector, probe, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
-from migrate.capabilities.seed import logical
+from migrate.capabilities.seed import logical, rds_replica
+from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.errors import Refused, StepFailed
 from migrate.runner import RunContext, Step
 from migrate.workflows.context import Migration
@@ -137,11 +139,19 @@ class Seed(MigrationStep):
             t.run(t.dialect.set_sql_log_bin(False))
             for schema in schemas:
                 t.run(f"DROP DATABASE IF EXISTS {quote_ident(schema)}")
+        consistency, why = choose_consistency(self.m.pb, global_lock)
         host, port = self.m.source_host_for_target
-        from dataclasses import replace
-
+        dump_from = replace(self.m.source_endpoint(), host=host, port=port)
+        position = None
+        if consistency == "replica":
+            dump_from = rds_replica.ensure(self.m.pb, self.m.source_endpoint(),
+                                           say=lambda text: ctx.progress(text, every_s=0))
+            ctx.data["seed_replica"] = {"host": dump_from.host, "port": dump_from.port}
+            ctx.save()
+            with connect(dump_from, attempts=3) as r, self.m.source() as s:
+                position = rds_replica.stop_at_position(r, s)
         plan = logical.SeedPlan(
-            source=replace(self.m.source_endpoint(), host=host, port=port),
+            source=dump_from, position=position,
             target=self.m.target_endpoint(), source_dialect=source_dialect, schemas=schemas, tables=table_count,
             threads=self.m.pb.seed.threads, tool=self.m.pb.seed.tool, global_lock=global_lock,
             non_transactional=non_transactional, data_bytes=sum(int(t["bytes"] or 0) for t in tables),
@@ -150,12 +160,16 @@ class Seed(MigrationStep):
         ctx.on_cancel(self.m.close)
         result = logical.seed(self.m.target_host, plan, lambda what, done, total, unit: ctx.progress(
             what, done=done, total=total, unit=unit), self.timeout_s)
+        released = f"; {rds_replica.release(self.m.pb, dump_from)}" if consistency == "replica" else ""
+        ctx.data.pop("seed_replica", None)
         position = self._exact(result.position, source_dialect)
         ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
+                            "consistency": consistency,
                             "enabled_events": [f"{e['schema']}.{e['name']}" for e in events if e["status"] == "ENABLED"]}
         return (f"seeded {len(schemas)} schema(s) ({', '.join(schemas)}) with {result.tool} in {result.seconds:.1f} s, "
                 f"{result.dump_bytes / 1e6:.1f} MB; snapshot at {position.file}:{position.pos}"
-                + (f", GTID {position.gtid_set}" if position.gtid_set else "") + f" ({result.consistency})")
+                + (f", GTID {position.gtid_set}" if position.gtid_set else "")
+                + f" ({result.consistency}); consistency {consistency}: {why}{released}")
 
     def _rows_inserted(self) -> int:
         with self.m.target(attempts=1) as t:
@@ -192,6 +206,8 @@ class TuneTargetForLoad(MigrationStep):
         return f"relax the target's durability for the load ({relaxed}); the originals are kept in the run state"
 
     def done(self, ctx: RunContext) -> bool:
+        if ctx.data.get("seed", {}).get("completed") and "load_settings" not in ctx.data:
+            return True  # the load is behind us: nothing to relax for
         if "load_settings" not in ctx.data:
             return False
         with self.m.target() as t:

@@ -12,6 +12,7 @@ from migrate.adapters.db import connect
 from migrate.capabilities import host_inspector, inspector, rds_inspector
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.repoint import for_playbook
+from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.checks import cutover as cutover_checks
 from migrate.checks import fail
 from migrate.checks import rds as rds_checks
@@ -140,15 +141,22 @@ def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:
     wanted = m.pb.seed.tool
     tool = wanted if wanted != "auto" else ("mydumper" if {"mydumper", "myloader"} <= tools else "mysqldump")
     lock = bool(facts.source) and inspector_global_lock(facts)
-    if tool == "mydumper":
+    try:
+        consistency, why = choose_consistency(m.pb, lock)
+    except MigrateError as exc:
+        return {"method": "dump", "tool": tool, "consistency": "none", "why": exc.message}
+    if consistency == "replica":
+        how = ("a temporary RDS read replica, its replication stopped with mysql.rds_stop_replication: the dump "
+               "reads it at the primary's coordinates it stopped at, without any lock on the primary")
+    elif tool == "mydumper":
         how = "FLUSH TABLES WITH READ LOCK while the dump threads start" if lock else \
             "LOCK TABLES ... READ on every dumped table while the dump threads start (the global lock is refused here)"
     elif facts.source and facts.source.dialect.is_mariadb:
         how = "--single-transaction; MariaDB gives the snapshot's own binlog position, no lock"
     else:
         how = "--single-transaction with FLUSH TABLES WITH READ LOCK for the coordinates (needs RELOAD)"
-    return {"method": "dump", "tool": tool, "why": f"{tool} on the target host, consistency by {how}; "
-            "data flows source -> target host only"}
+    return {"method": "dump", "tool": tool, "consistency": consistency,
+            "why": f"{tool} on the target host, consistency by {how} ({why}); data flows to the target host only"}
 
 
 def inspector_global_lock(facts: PlanFacts) -> bool:

@@ -40,7 +40,9 @@ def test_the_sandbox_says_go_with_every_check_passing(sandbox, tmp_path):
     assert result["verdict"] == "go", [c for c in result["checks"] if c["status"] != "pass"]
     assert all(c["status"] == "pass" for c in result["checks"])
     assert [s["step"] for s in result["plan"]["cutover"] if s["point_of_no_return"]] == ["repoint"]
-    assert "LOCK TABLES" in result["plan"]["seed"]["why"]
+    assert result["plan"]["seed"]["consistency"] == "replica" and "read replica" in result["plan"]["seed"]["why"]
+    locked = run_plan(sandbox, tmp_path, seed={"consistency": "lock"})["plan"]["seed"]
+    assert locked["consistency"] == "lock" and "LOCK TABLES" in locked["why"]
 
 
 def test_plan_changes_nothing_on_either_server(sandbox, tmp_path, source_root, target_root):

@@ -15,6 +15,7 @@ import pytest
 
 from migrate.adapters.db import DatabaseError
 from migrate.capabilities import replication
+from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.workload import AppWorkload
@@ -71,7 +72,8 @@ def test_start_with_mysqldump_under_writes_gives_a_matching_replica(own_sandbox,
         # accounts and code objects
         for user in (sample_data.APP_USER, sample_data.OWNER_USER):
             assert t.value("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (user,)) == 1
-        assert t.value("SELECT status FROM information_schema.events WHERE event_name = 'nightly'") == "DISABLED"
+        assert t.value("SELECT status FROM information_schema.events WHERE event_name = 'nightly'") in (
+            "DISABLED", "SLAVESIDE_DISABLED")  # the dump read an RDS read replica: its events are slave-side disabled
         assert s.value("SELECT status FROM information_schema.events WHERE event_name = 'nightly'") == "ENABLED"
         assert t.value("SELECT COUNT(*) FROM information_schema.triggers WHERE trigger_schema = 'shop'") == 1
         # the seed itself never reached the target's binlog: only replicated transactions of the source's domain
@@ -112,3 +114,45 @@ def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_pass
     assert "replication account cannot log in" in result.stdout and "(1045)" in result.stdout
     assert "set replication.password" in result.stdout and "rerun `migrate start`" in result.stdout
     assert "not-the-password" not in result.stdout + result.stderr
+
+
+def test_the_rds_read_replica_procedure_ran_and_cleaned_up(own_sandbox):
+    """consistency auto on RDS: a temporary read replica in the RDS API (moto), the sandbox's replica server
+    standing in for its endpoint; afterwards the replica instance is deleted and the server replicates again."""
+    from migrate.adapters import aws as aws_adapter
+    from migrate.capabilities.seed.rds_replica import replica_id
+
+    sb = own_sandbox
+    state = json.loads((sb.dir / "state" / "sandbox" / "state.json").read_text())
+    assert state["data"]["seed"]["consistency"] == "replica"
+    journal = (sb.dir / "state" / "sandbox" / "journal.jsonl").read_text()
+    assert "read replica shop-prod-migrate-seed deleted" in journal
+    rds = aws_adapter.client(sb.aws.settings, "rds")
+    names = [i["DBInstanceIdentifier"] for i in rds.describe_db_instances()["DBInstances"]]
+    assert replica_id(load(sb.playbook_path)) not in names
+    with sb.replica.root() as r:
+        assert replication.read_status(r).healthy
+
+
+def test_keep_replica_leaves_the_read_replica_replicating(tmp_path):
+    from migrate.adapters import aws as aws_adapter
+
+    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
+    directory = parent / "sb"
+    try:
+        sb, _ = sandbox_mod.up(directory, rows=500)
+        playbook = write_playbook(sb.playbook_path, sb.dir / "pb-keep.yml",
+                                  seed={"consistency": "replica", "keep_replica": True})
+        result = run_migrate("start", "-p", str(playbook), "--json")
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        seeded = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "seed")["message"]
+        assert "replicating again (seed.keep_replica)" in seeded
+        names = [i["DBInstanceIdentifier"] for i in
+                 aws_adapter.client(sb.aws.settings, "rds").describe_db_instances()["DBInstances"]]
+        assert "shop-prod-migrate-seed" in names
+        with sb.replica.root() as r:
+            assert replication.read_status(r).healthy
+    finally:
+        if (directory / sandbox_mod.MANIFEST).exists():
+            sandbox_mod.down(directory)
+        shutil.rmtree(parent, ignore_errors=True)

@@ -50,6 +50,9 @@ class SeedPlan:
     data_bytes: int = 0  # the source's estimate, for the dump's progress
     rows: int = 0  # the source's estimate, for the load's progress
     rows_loaded: Callable[[], int] | None = None  # rows the target has inserted so far (a status counter)
+    # Known coordinates of a quiescent source (a read replica whose replication is stopped): dump without
+    # locks and without reading coordinates, the snapshot cannot move.
+    position: BinlogPosition | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def choose_tool(host: Executor, wanted: str) -> str:
 
 def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -> SeedResult:
     tool = choose_tool(host, plan.tool)
-    if tool == "mysqldump" and plan.non_transactional and not plan.global_lock:
+    if tool == "mysqldump" and plan.non_transactional and not plan.global_lock and plan.position is None:
         raise SeedError(
             f"{len(plan.non_transactional)} non-transactional table(s) ({', '.join(plan.non_transactional[:5])}) "
             "are outside --single-transaction's snapshot, and this source refuses the global read lock that "
@@ -163,7 +166,9 @@ def mydumper_command(plan: SeedPlan, src_cnf: str, out_dir: str) -> list[str]:
     regex = "^(" + "|".join(re.escape(s) + r"\." for s in plan.schemas) + ")"
     argv = ["mydumper", f"--defaults-file={src_cnf}", "--outputdir", out_dir, "--threads", str(plan.threads),
             "--triggers", "--events", "--routines", "--regex", regex, "--rows", str(CHUNK_ROWS), "--verbose", "2"]
-    if not plan.global_lock:
+    if plan.position is not None:
+        argv.append("--no-locks")  # nothing writes to a stopped replica
+    elif not plan.global_lock:
         argv.append("--lock-all-tables")
     return argv
 
@@ -180,12 +185,12 @@ def _mydumper(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progre
     deadline = time.monotonic() + timeout_s
     with _dump_progress(host, plan, out_dir, progress):
         host.run(mydumper_command(plan, src_cnf, out_dir), timeout=timeout_s)
-    metadata = host.read_file(f"{out_dir}/metadata").decode()
-    position = parse_mydumper_metadata(metadata)
+    position = plan.position or parse_mydumper_metadata(host.read_file(f"{out_dir}/metadata").decode())
     size = int(host.run(["du", "-sb", out_dir], timeout=120).text.split()[0])
     with _load_progress(plan, progress):
         host.run(myloader_command(plan, tgt_cnf, out_dir), timeout=max(60.0, deadline - time.monotonic()))
-    consistency = "global read lock" if plan.global_lock else "LOCK TABLES on every dumped table"
+    consistency = ("a read replica stopped at a known position, no lock" if plan.position else
+                   "global read lock" if plan.global_lock else "LOCK TABLES on every dumped table")
     return position, f"mydumper, {consistency}", size
 
 
@@ -207,15 +212,18 @@ def parse_mydumper_metadata(text: str) -> BinlogPosition:
 
 def mysqldump_commands(plan: SeedPlan, src_cnf: str, tgt_cnf: str, dump_file: str) -> tuple[str, str]:
     d = plan.source_dialect
+    known = plan.position is not None  # a stopped replica: its coordinates are known, nothing moves
     if d.is_mariadb:
-        dump = ["mariadb-dump", f"--defaults-file={src_cnf}", "--master-data=2", "--gtid"]
+        dump = ["mariadb-dump", f"--defaults-file={src_cnf}", *([] if known else ["--master-data=2", "--gtid"])]
         load = ["mariadb", f"--defaults-file={tgt_cnf}"]
     else:
         coords = "--source-data=2" if d.version >= (8, 0, 26) else "--master-data=2"
-        dump = ["mysqldump", f"--defaults-file={src_cnf}", coords, "--set-gtid-purged=COMMENTED"]
+        dump = ["mysqldump", f"--defaults-file={src_cnf}", *([] if known else [coords]), "--set-gtid-purged=OFF"
+                if known else "--set-gtid-purged=COMMENTED"]
         load = ["mysql", f"--defaults-file={tgt_cnf}"]
     # Non-transactional tables need the global lock for the whole dump; InnoDB alone, a snapshot.
-    dump += ["--lock-all-tables" if plan.non_transactional else "--single-transaction", "--routines", "--events",
+    lock_all = plan.non_transactional and not known
+    dump += ["--lock-all-tables" if lock_all else "--single-transaction", "--routines", "--events",
              "--triggers", "--hex-blob",
              "--default-character-set=utf8mb4", "--databases", *plan.schemas]
     load += ["--init-command=SET SESSION sql_log_bin=0", "--default-character-set=utf8mb4"]
@@ -229,12 +237,12 @@ def _mysqldump(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progr
     deadline = time.monotonic() + timeout_s
     with _dump_progress(host, plan, dump_file, progress):
         host.run(dump, timeout=timeout_s)
-    header = host.run(f"head -n 300 {shlex.quote(dump_file)}", timeout=60).text
-    position = parse_dump_header(header)
+    position = plan.position or parse_dump_header(host.run(f"head -n 300 {shlex.quote(dump_file)}", timeout=60).text)
     size = int(host.run(["stat", "-c", "%s", dump_file], timeout=60).text.strip())
     with _load_progress(plan, progress):
         host.run(load, timeout=max(60.0, deadline - time.monotonic()))
-    how = ("mysqldump --lock-all-tables (non-transactional tables: writes wait for the whole dump)"
+    how = ("mysqldump of a read replica stopped at a known position" if plan.position else
+           "mysqldump --lock-all-tables (non-transactional tables: writes wait for the whole dump)"
            if plan.non_transactional else "mysqldump --single-transaction (coordinates of the snapshot itself)")
     return position, how, size
 
