@@ -107,7 +107,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     for step in report["steps"]:
         lines.append(f"| {_cell(step.get('name'))} | {_cell(step.get('status'))} | "
                      f"{_cell(_num(step.get('duration_s'), 2))} | {_cell(step.get('message'))} |")
-    lines += ["", *_downtime_md(report["write_downtime"], report.get("probe")), "", "## Facts", ""]
+    downtime = _downtime_md(report["write_downtime"], report.get("probe")) if report["workflow"] != "start" else []
+    lines += ["", *downtime, "", "## Facts", ""]
     facts = report.get("facts") or {}
     if facts:
         lines += ["| fact | value |", "|---|---|"]

@@ -3,6 +3,7 @@ the run (nothing is undone: a seed is expensive), and rerunning continues from t
 
 from __future__ import annotations
 
+from migrate.capabilities import report
 from migrate.runner import Runner, RunResult
 from migrate.steps import start as start_steps
 from migrate.workflows.context import Migration
@@ -12,6 +13,24 @@ def run(m: Migration) -> RunResult:
     runner = Runner(m.store, "start", start_steps.steps(m), rollback_on_failure=False,
                     resume_hint="fix the cause, then rerun `migrate start`: it resumes from the step that failed")
     try:
-        return runner.run()
+        result = runner.run()
     finally:
         m.close()
+    report.write_report(m.pb.run_dir, workflow="start", run=result.as_dict(), probe=None, facts=_facts(m))
+    return result
+
+
+def _facts(m: Migration) -> dict:
+    """What the seed carried and skipped, and why: the report's answer to "what exactly is on the target"."""
+    data = m.store.load_state().get("data", {})
+    seed = data.get("seed", {})
+    accounts = data.get("accounts", {})
+    return {
+        "seed": {k: seed.get(k) for k in ("tool", "consistency", "file", "pos", "gtid", "seconds", "dump_bytes")},
+        "schemas copied": seed.get("schemas"),
+        "accounts carried": accounts.get("carried"),
+        "accounts skipped (why)": [f"{x['account']}: {x['why']}" for x in accounts.get("skipped", [])],
+        "service accounts never carried": "rdsadmin, rdsrepladmin, mysql.sys, mariadb.sys, root and the like",
+        "events kept disabled until promotion": seed.get("enabled_events"),
+        "replication": data.get("replication", {}).get("how"),
+    }

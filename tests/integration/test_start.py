@@ -156,3 +156,12 @@ def test_keep_replica_leaves_the_read_replica_replicating(tmp_path):
         if (directory / sandbox_mod.MANIFEST).exists():
             sandbox_mod.down(directory)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_the_start_report_lists_what_was_carried_and_skipped(own_sandbox):
+    report = json.loads((own_sandbox.dir / "state" / "sandbox" / "report.json").read_text())
+    assert report["workflow"] == "start"
+    facts = report["facts"]
+    assert "'app_rw'@'%'" in facts["accounts carried"] and "'shop_owner'@'%'" in facts["accounts carried"]
+    assert facts["events kept disabled until promotion"] == ["shop.nightly"]
+    assert "Write downtime" not in (own_sandbox.dir / "state" / "sandbox" / "report.md").read_text()
