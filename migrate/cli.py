@@ -88,11 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox_sub = sandbox.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (("up", "start the sandbox (resumes an interrupted one)"),
                          ("status", "show what runs and where"),
-                         ("down", "stop every process and delete the directory")):
+                         ("down", "stop every process and delete the directory"),
+                         ("server", "stop or start one of the sandbox's database servers (its service control)")):
         p = sandbox_sub.add_parser(action, parents=[common], help=text, description=text)
         p.add_argument("--dir", required=True, type=Path, help="the sandbox's directory")
         if action == "up":
             p.add_argument("--rows", type=_positive_int, default=None, help="orders to load (default 10,000)")
+        if action == "server":
+            p.add_argument("verb", choices=("stop", "start"))
+            p.add_argument("--name", required=True, choices=("source", "replica", "target"))
 
     demo = sub.add_parser("demo", parents=[common], help=COMMANDS["demo"], description=COMMANDS["demo"])
     demo.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox's directory (replaced)")
@@ -303,6 +307,12 @@ def _sandbox(args: argparse.Namespace, out: Output) -> int:
                                            "run": result.as_dict()}
         out.emit(report, lambda r: _render_sandbox(out, r, title="sandbox up"))
         return ExitCode.OK if report["all_running"] else ExitCode.NEEDS_HUMAN
+    if args.action == "server":
+        server = getattr(sandbox.Sandbox.open(args.dir), args.name)
+        server.stop() if args.verb == "stop" else server.start()
+        out.emit({"server": args.name, "running": server.running()},
+                 lambda r: out.console.print(f"{r['server']}: {'running' if r['running'] else 'stopped'}"))
+        return ExitCode.OK
     if args.action == "status":
         report = sandbox.status(args.dir)
         out.emit(report, lambda r: _render_sandbox(out, r, title="sandbox status"))

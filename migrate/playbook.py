@@ -100,6 +100,13 @@ class Source(SecretRef):
         return self
 
 
+class Service(Model):
+    """How to stop and start the target's server on its host (a physical seed replaces its datadir)."""
+
+    stop: str = "systemctl stop mariadb || systemctl stop mysql"
+    start: str = "systemctl start mariadb || systemctl start mysql"
+
+
 class Target(SecretRef):
     host: str
     port: Port = 3306
@@ -107,6 +114,7 @@ class Target(SecretRef):
     tls: Tls = Tls(mode="preferred")
     ssh: Ssh | None = None  # None: `migrate` runs on the target host itself
     datadir: Path = Path("/var/lib/mysql")
+    service: Service = Service()
 
 
 class Replication(SecretRef):

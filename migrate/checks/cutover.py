@@ -17,7 +17,11 @@ def _seed_method(f: PlanFacts) -> Check:
         return fail("seed.method", "seed.method is physical, but no physical copy can be taken out of RDS "
                     "(xtrabackup and mariadb-backup need the datadir)", "set seed.method: dump")
     if method == "physical":
-        return fail("seed.method", "seed.method physical is not built yet", "set seed.method: dump")
+        if f.pb.source.ssh is None or f.pb.source.datadir is None:
+            return fail("seed.method", "seed.method physical needs source.ssh and source.datadir",
+                        "set them, or use seed.method: dump")
+        return warn("seed.method", "physical copy: the target gets the source's datadir, its accounts included",
+                    "make sure target.user exists on the source with the same password")
     tools = {k for k, v in f.host.tools.items() if v}
     mydumper = {"mydumper", "myloader"} <= tools and f.pb.seed.tool in ("auto", "mydumper")
     mysql_without_lock = f.source is not None and not f.source.dialect.is_mariadb and (

@@ -343,7 +343,7 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
                            "known_hosts": str(ssh.known_hosts)},
                    "datadir": str(sb.target.datadir)},
         "replication": {"user": "repl", "password_file": str(sb.secret_file("repl"))},
-        "seed": {"method": "dump", "tool": "auto", "threads": 2, "databases": None, "consistency": "auto",
+        "seed": {"method": "dump", "tool": "auto", "threads": 4, "databases": None, "consistency": "auto",
                  "replica_host": "127.0.0.1", "replica_port": sb.ports["replica"]},
         "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": "revoke_and_kill",
                     "app_users": [sample_data.APP_USER], "timeout_s": 30,

@@ -5,6 +5,7 @@ Each `done()` asks the servers; each `run()` ends with the sentence that goes to
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import PurePosixPath
 
@@ -12,9 +13,9 @@ from migrate.adapters.db import Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, inspector, probe, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
-from migrate.capabilities.seed import logical, rds_replica
+from migrate.capabilities.seed import logical, physical, rds_replica
 from migrate.capabilities.seed.consistency import choose as choose_consistency
-from migrate.errors import Refused, StepFailed
+from migrate.errors import MigrateError, Refused, StepFailed
 from migrate.runner import RunContext, Step
 from migrate.workflows.context import Migration
 
@@ -81,8 +82,6 @@ class ReplicationUser(MigrationStep):
 
     def _login(self) -> str | None:
         ep = self.m.source_endpoint()
-        from dataclasses import replace
-
         return replication.login_works(replace(ep, user=self.m.pb.replication.user,
                                                password=self.m.replication_password))
 
@@ -139,6 +138,8 @@ class Seed(MigrationStep):
             t.run(t.dialect.set_sql_log_bin(False))
             for schema in schemas:
                 t.run(f"DROP DATABASE IF EXISTS {quote_ident(schema)}")
+        if self.m.pb.seed.method == "physical":
+            return self._physical(ctx, schemas, tables, source_dialect, events)
         consistency, why = choose_consistency(self.m.pb, global_lock)
         host, port = self.m.source_host_for_target
         dump_from = replace(self.m.source_endpoint(), host=host, port=port)
@@ -171,6 +172,44 @@ class Seed(MigrationStep):
                 + (f", GTID {position.gtid_set}" if position.gtid_set else "")
                 + f" ({result.consistency}); consistency {consistency}: {why}{released}")
 
+    def _physical(self, ctx: RunContext, schemas: list[str], tables: list[dict], dialect, events) -> str:
+        pb = self.m.pb
+        if pb.source.kind == "rds":
+            raise Refused("seed.method physical: no physical copy can be taken out of RDS (xtrabackup and "
+                          "mariadb-backup need the datadir, which RDS does not expose)", hint="set seed.method: dump")
+        if pb.source.ssh is None or pb.source.datadir is None:
+            raise Refused("seed.method physical needs source.ssh and source.datadir",
+                          hint="set them, or use seed.method: dump")
+        plan = physical.PhysicalPlan(
+            source=self.m.source_endpoint(), source_ssh=pb.source.ssh, source_datadir=str(pb.source.datadir),
+            dialect=dialect, target_datadir=str(pb.target.datadir), service=pb.target.service,
+            workdir=str(PurePosixPath(str(pb.target.datadir)).parent / f"migrate-physical-{pb.name}"),
+            data_bytes=sum(int(t["bytes"] or 0) for t in tables), threads=pb.seed.threads)
+        ctx.on_cancel(self.m.close)
+        result = physical.seed(self.m.source_host, self.m.target_host, plan, lambda what, done, total, unit:
+                               ctx.progress(what, done=done, total=total, unit=unit), self.timeout_s)
+        self._wait_target(timeout_s=120)
+        position = self._exact(result.position, dialect)
+        ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
+                            "consistency": "physical",
+                            "enabled_events": [f"{e['schema']}.{e['name']}" for e in events if e["status"] == "ENABLED"]}
+        return (f"seeded every schema physically with {result.tool} in {result.seconds:.1f} s, "
+                f"{result.dump_bytes / 1e6:.1f} MB; backup at {position.file}:{position.pos}"
+                + (f", GTID {position.gtid_set}" if position.gtid_set else "") + f" ({result.consistency})")
+
+    def _wait_target(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.m.target(attempts=1, connect_timeout=2).close()
+                return
+            except MigrateError as exc:
+                if time.monotonic() > deadline:
+                    raise StepFailed(f"the target does not answer after the physical seed: {exc.message}",
+                                     hint="the copy carries the source's accounts: target.user must exist on the "
+                                          "source with the same password; check the target's error log") from None
+                time.sleep(0.5)
+
     def _rows_inserted(self) -> int:
         with self.m.target(attempts=1) as t:
             return int(t.one("SHOW GLOBAL STATUS LIKE 'Handler_write'")["Value"])  # rows written, any engine
@@ -189,39 +228,75 @@ class Seed(MigrationStep):
         return BinlogPosition(position.file, position.pos, gtid or position.gtid_set)
 
 
-# Durability the load can do without: a crash mid-load means seeding again anyway. Restored after.
-LOAD_SETTINGS = {"innodb_flush_log_at_trx_commit": 2, "sync_binlog": 0}
+# Durability the load can do without (a crash mid-load means seeding again anyway), and a redo log big
+# enough that the load is not throttled by checkpoints. All restored after the load.
+LOAD_REDO_BYTES = 1 << 30
 
 
-def _current_settings(t: Session) -> dict[str, int]:
-    return {name: int(t.variable(name)) for name in LOAD_SETTINGS}
+BUFFER_POOL_CHUNK = 128 << 20
+BUFFER_POOL_SHARE_OF_RAM = 0.5
+
+
+def load_settings(t: Session, *, data_bytes: int, host_free_bytes: int | None) -> dict[str, int]:
+    """The settings a load runs with on this server: only those it has and can change online.
+
+    The buffer pool grows (never shrinks) towards the data size, within half of the host's free memory."""
+    wanted = {"innodb_flush_log_at_trx_commit": 0, "sync_binlog": 0}
+    pool = int(t.variable("innodb_buffer_pool_size"))
+    if host_free_bytes:
+        room = int(host_free_bytes * BUFFER_POOL_SHARE_OF_RAM)
+        bigger = min(-(-int(data_bytes * 1.2) // BUFFER_POOL_CHUNK) * BUFFER_POOL_CHUNK, room // BUFFER_POOL_CHUNK
+                     * BUFFER_POOL_CHUNK)
+        if bigger > pool:
+            wanted["innodb_buffer_pool_size"] = bigger
+    d = t.dialect
+    redo = ("innodb_log_file_size" if d.is_mariadb and d.version >= (10, 9, 0) else
+            "innodb_redo_log_capacity" if not d.is_mariadb and d.version >= (8, 0, 30) else None)
+    if redo and int(t.variable(redo)) < LOAD_REDO_BYTES:
+        wanted[redo] = LOAD_REDO_BYTES
+    return wanted
+
+
+def _current(t: Session, names) -> dict[str, int]:
+    return {name: int(t.variable(name)) for name in names}
 
 
 class TuneTargetForLoad(MigrationStep):
     name = "tune_target_for_load"
-    timeout_s = 60.0
+    timeout_s = 300.0  # resizing the redo log takes a moment
 
     def describe(self) -> str:
-        relaxed = ", ".join(f"{k}={v}" for k, v in LOAD_SETTINGS.items())
-        return f"relax the target's durability for the load ({relaxed}); the originals are kept in the run state"
+        return ("relax the target for the load (innodb_flush_log_at_trx_commit=0, sync_binlog=0, a 1 GiB redo log "
+                "and a buffer pool near the data size where they can change online, within half the host's free "
+                "memory); the originals are kept in the run state")
 
     def done(self, ctx: RunContext) -> bool:
+        if self.m.pb.seed.method == "physical":
+            return True  # no load: the server restarts on a copied datadir with its configured settings
         if ctx.data.get("seed", {}).get("completed") and "load_settings" not in ctx.data:
             return True  # the load is behind us: nothing to relax for
-        if "load_settings" not in ctx.data:
+        relaxed = ctx.data.get("load_relaxed")
+        if "load_settings" not in ctx.data or not relaxed:
             return False
         with self.m.target() as t:
-            return _current_settings(t) == LOAD_SETTINGS
+            return _current(t, relaxed) == relaxed
 
     def run(self, ctx: RunContext) -> str:
+        with self.m.source() as s:
+            data_bytes = sum(int(x["bytes"] or 0) for x in inspector.tables(
+                s, inspector.schemas_to_copy(s, self.m.pb.seed.databases)))
+        free = self.m.target_host.run("awk '/MemAvailable/ {print $2 * 1024}' /proc/meminfo", timeout=30,
+                                      check=False).text.strip()
         with self.m.target() as t:
-            current = _current_settings(t)
+            relaxed = ctx.data.get("load_relaxed") or load_settings(
+                t, data_bytes=data_bytes, host_free_bytes=int(float(free)) if free else None)
             # Saved before anything changes, and only once: a rerun must not mistake relaxed values for originals.
-            originals = ctx.data.setdefault("load_settings", current)
+            originals = ctx.data.setdefault("load_settings", _current(t, relaxed))
+            ctx.data["load_relaxed"] = relaxed
             ctx.save()
-            for name, value in LOAD_SETTINGS.items():
+            for name, value in relaxed.items():
                 t.run(f"SET GLOBAL {name} = %s", (value,))
-        return ("target relaxed for the load: " + ", ".join(f"{k} {originals[k]} -> {v}" for k, v in LOAD_SETTINGS.items()))
+        return "target relaxed for the load: " + ", ".join(f"{k} {originals[k]} -> {v}" for k, v in relaxed.items())
 
 
 class RestoreTargetSettings(MigrationStep):
@@ -239,11 +314,12 @@ class RestoreTargetSettings(MigrationStep):
         with self.m.target() as t:
             for name, value in originals.items():
                 t.run(f"SET GLOBAL {name} = %s", (value,))
-            now = _current_settings(t)
+            now = _current(t, originals)
         if now != originals:
             raise StepFailed(f"the target's settings read {now} after restoring {originals}",
                              hint="set them by hand (SET GLOBAL ...), then rerun `migrate start`")
         del ctx.data["load_settings"]
+        ctx.data.pop("load_relaxed", None)
         return "target durability restored: " + ", ".join(f"{k}={v}" for k, v in originals.items())
 
 

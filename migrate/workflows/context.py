@@ -22,6 +22,7 @@ class Migration:
     pb: Playbook
     _host: executors.Executor | None = field(default=None, repr=False)
     _shared: dict[str, Session] = field(default_factory=dict, repr=False)
+    _source_host: executors.Executor | None = field(default=None, repr=False)
 
     @cached_property
     def store(self) -> Store:
@@ -112,7 +113,20 @@ class Migration:
             self._host = executors.for_host(self.pb.target.ssh, label="target host")
         return self._host
 
+    @property
+    def source_host(self) -> executors.Executor:
+        """The source's host (a self-managed source's, for the physical seed)."""
+        if self._source_host is None:
+            if self.pb.source.ssh is None:
+                raise BadInput("the source's host is not reachable: source.ssh is not set",
+                               hint="set source.ssh (the physical seed runs its backup tool there)")
+            self._source_host = executors.for_host(self.pb.source.ssh, label="source host")
+        return self._source_host
+
     def close(self) -> None:
+        if self._source_host is not None:
+            self._source_host.close()
+            self._source_host = None
         for session in self._shared.values():
             session.close()
         self._shared.clear()

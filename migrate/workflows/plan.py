@@ -134,9 +134,13 @@ def _plan(m: Migration, facts: PlanFacts) -> dict[str, Any]:
 
 def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:
     if m.pb.seed.method == "physical":
-        why = ("impossible from RDS: a physical copy needs the datadir, which RDS does not expose"
-               if m.pb.source.kind == "rds" else "physical seeding is not built yet")
-        return {"method": "physical", "tool": "none", "why": why}
+        if m.pb.source.kind == "rds":
+            return {"method": "physical", "tool": "none", "consistency": "none",
+                    "why": "impossible from RDS: a physical copy needs the datadir, which RDS does not expose"}
+        tool = "mariadb-backup" if facts.source and facts.source.dialect.is_mariadb else "xtrabackup"
+        return {"method": "physical", "tool": tool, "consistency": "backup",
+                "why": f"{tool} streamed from the source host to the target host (the target host pulls it over "
+                       "SSH), prepared, moved into the datadir; replication from the backup's coordinates"}
     tools = {k for k, v in facts.host.tools.items() if v}
     wanted = m.pb.seed.tool
     tool = wanted if wanted != "auto" else ("mydumper" if {"mydumper", "myloader"} <= tools else "mysqldump")

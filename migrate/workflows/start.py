@@ -4,12 +4,28 @@ the run (nothing is undone: a seed is expensive), and rerunning continues from t
 from __future__ import annotations
 
 from migrate.capabilities import report
+from migrate.errors import Refused
 from migrate.runner import Runner, RunResult
 from migrate.steps import start as start_steps
 from migrate.workflows.context import Migration
 
 
+def refuse_impossible(m: Migration) -> None:
+    """What no step could ever do, said before any step changes anything."""
+    pb = m.pb
+    if pb.seed.method == "physical" and pb.source.kind == "rds":
+        raise Refused("seed.method physical: no physical copy can be taken out of RDS (xtrabackup and "
+                      "mariadb-backup need the datadir, which RDS does not expose)", hint="set seed.method: dump")
+    if pb.seed.method == "physical" and (pb.source.ssh is None or pb.source.datadir is None):
+        raise Refused("seed.method physical needs source.ssh and source.datadir",
+                      hint="set them, or use seed.method: dump")
+    if pb.seed.consistency == "replica" and pb.source.kind != "rds":
+        raise Refused("seed.consistency: replica needs an RDS source (it creates an RDS read replica)",
+                      hint="use seed.consistency: lock or auto")
+
+
 def run(m: Migration) -> RunResult:
+    refuse_impossible(m)
     runner = Runner(m.store, "start", start_steps.steps(m), rollback_on_failure=False,
                     resume_hint="fix the cause, then rerun `migrate start`: it resumes from the step that failed")
     try:

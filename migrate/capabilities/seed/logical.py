@@ -12,10 +12,8 @@ The load runs with binary logging off, so the seed never reaches the target's ow
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shlex
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,15 +22,9 @@ from migrate.adapters.client_config import defaults_file
 from migrate.adapters.db import Endpoint
 from migrate.adapters.dialect import BinlogPosition, Dialect
 from migrate.adapters.executor import Executor
-from migrate.errors import MigrateError
+from migrate.capabilities.seed.common import Every, Progress, SeedError, SeedResult, stop_leftovers
 
-Progress = Callable[..., None]  # (phase, done, total, unit)
-POLL_S = 1.0
 CHUNK_ROWS = 100_000  # mydumper splits bigger tables into files of this many rows: myloader loads them in parallel
-
-
-class SeedError(MigrateError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -53,20 +45,6 @@ class SeedPlan:
     # Known coordinates of a quiescent source (a read replica whose replication is stopped): dump without
     # locks and without reading coordinates, the snapshot cannot move.
     position: BinlogPosition | None = None
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    tool: str
-    position: BinlogPosition
-    seconds: float
-    dump_bytes: int
-    consistency: str
-
-    def as_dict(self) -> dict:
-        return {"tool": self.tool, "file": self.position.file, "pos": self.position.pos,
-                "gtid": self.position.gtid_set, "seconds": round(self.seconds, 2), "dump_bytes": self.dump_bytes,
-                "consistency": self.consistency}
 
 
 def choose_tool(host: Executor, wanted: str) -> str:
@@ -103,60 +81,21 @@ def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -
     return SeedResult(tool, position, time.monotonic() - started, size, consistency)
 
 
-class _Every:
-    """Calls `fn` every POLL_S seconds in a thread until the block ends (progress of a running command)."""
-
-    def __init__(self, fn: Callable[[], None]):
-        self.fn, self.stop = fn, threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self.stop.wait(POLL_S):
-            with contextlib.suppress(Exception):  # progress is best effort; the work itself reports errors
-                self.fn()
-
-    def __enter__(self) -> _Every:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
-
-
-def _dump_progress(host: Executor, plan: SeedPlan, path: str, progress: Progress) -> _Every:
+def _dump_progress(host: Executor, plan: SeedPlan, path: str, progress: Progress) -> Every:
     def poll() -> None:
         size = int(host.run(["du", "-sb", path], timeout=30, check=False).text.split()[0] or 0)
         progress("seed: dump (bytes written, total estimated)", size, max(plan.data_bytes, size), "B")
-    return _Every(poll)
+    return Every(poll)
 
 
-def _load_progress(plan: SeedPlan, progress: Progress) -> _Every:
+def _load_progress(plan: SeedPlan, progress: Progress) -> Every:
     start = plan.rows_loaded() if plan.rows_loaded else 0
 
     def poll() -> None:
         if plan.rows_loaded:
             done = plan.rows_loaded() - start
             progress("seed: load (rows inserted, total estimated)", done, max(plan.rows, done), "rows")
-    return _Every(poll)
-
-
-def stop_leftovers(host: Executor, workdir: str, timeout_s: float = 30) -> int:
-    """Stop dump/load processes an interrupted run left on the host (they name the workdir): a new seed
-    must not race an old load into the same tables. The bracket keeps pkill from matching its own shell."""
-    head, _, tail = workdir.rstrip("/").rpartition("/")
-    pattern = shlex.quote(f"{head}/[{tail[0]}]{tail[1:]}/")
-    found = host.run(f"pgrep -c -f {pattern}", timeout=30, check=False).text.strip()
-    if found in ("", "0"):
-        return 0
-    host.run(f"pkill -TERM -f {pattern}", timeout=30, check=False)
-    deadline = time.monotonic() + timeout_s
-    while host.run(f"pgrep -f {pattern}", timeout=30, check=False).ok:
-        if time.monotonic() > deadline:
-            host.run(f"pkill -KILL -f {pattern}", timeout=30, check=False)
-            break
-        time.sleep(0.2)
-    return int(found)
+    return Every(poll)
 
 
 # -- mydumper / myloader ----------------------------------------------------------------------------

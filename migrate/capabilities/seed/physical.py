@@ -1,0 +1,113 @@
+"""The physical seed, for a self-managed source reachable by SSH (never RDS: no datadir to copy):
+mariadb-backup (MariaDB) or xtrabackup (MySQL) streamed from the source host straight to the target host
+(the target host pulls it over SSH: the data never passes through the machine that runs `migrate`),
+prepared there, moved into the target's datadir with the datadir's owner, the server restarted, and the
+coordinates the backup recorded returned for replication.
+
+The clone carries the source's `mysql` schema: afterwards the target has the source's accounts, so
+`target.user` must exist on the source with the same password.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+import uuid
+from dataclasses import dataclass
+
+from migrate.adapters.client_config import defaults_file
+from migrate.adapters.db import Endpoint
+from migrate.adapters.dialect import BinlogPosition, Dialect
+from migrate.adapters.executor import Executor
+from migrate.capabilities.seed.common import Every, Progress, SeedError, SeedResult, stop_leftovers
+from migrate.playbook import Service, Ssh
+
+
+@dataclass(frozen=True)
+class PhysicalPlan:
+    source: Endpoint  # as the source host reaches its own server
+    source_ssh: Ssh  # how the target host reaches the source host (key and known_hosts paths on the target host)
+    source_datadir: str
+    dialect: Dialect
+    target_datadir: str
+    service: Service
+    workdir: str  # on the target host
+    data_bytes: int = 0
+    threads: int = 4
+
+
+# MariaDB 10.x's mariadb-backup still writes xtrabackup_binlog_info; 11.x renamed it.
+BINLOG_INFO_FILES = ("xtrabackup_binlog_info", "mariadb_backup_binlog_info")
+
+
+def tools(dialect: Dialect) -> tuple[str, str]:
+    """(backup tool, stream extractor) for the flavor."""
+    return ("mariadb-backup", "mbstream") if dialect.is_mariadb else ("xtrabackup", "xbstream")
+
+
+def seed(source_host: Executor, target_host: Executor, plan: PhysicalPlan, progress: Progress,
+         timeout_s: float) -> SeedResult:
+    backup, extract = tools(plan.dialect)
+    for host, program in ((source_host, backup), (target_host, backup), (target_host, extract)):
+        if not host.which(program):
+            raise SeedError(f"{program} is not installed on the {host.label}",
+                            hint=f"install {program} on both hosts (the physical seed needs it there)")
+    started = time.monotonic()
+    stop_leftovers(target_host, plan.workdir)
+    target_host.run(["rm", "-rf", plan.workdir], timeout=600)
+    target_host.run(["mkdir", "-p", "-m", "700", plan.workdir], timeout=60)
+    cnf = f"/tmp/.migrate-backup-{uuid.uuid4().hex}.cnf"  # on the source host, 0600, removed after
+    source_host.write_file(cnf, defaults_file(plan.source, mysql_tools=not plan.dialect.is_mariadb))
+    try:
+        _stream(target_host, plan, backup, extract, cnf, progress, timeout_s)
+    finally:
+        source_host.run(["rm", "-f", cnf], timeout=60, check=False)
+    size = int(target_host.run(["du", "-sb", plan.workdir], timeout=300).text.split()[0])
+    target_host.run([backup, "--prepare", f"--target-dir={plan.workdir}"], timeout=timeout_s)
+    names = " ".join(shlex.quote(f"{plan.workdir}/{n}") for n in BINLOG_INFO_FILES)
+    position = parse_binlog_info(target_host.run(f"cat {names} 2>/dev/null || true", timeout=60).text)
+    old = _swap_datadir(target_host, plan, backup, timeout_s)
+    target_host.run(["rm", "-rf", plan.workdir], timeout=600, check=False)
+    return SeedResult(backup, position, time.monotonic() - started, size,
+                      f"{backup} streamed source host -> target host; the previous datadir is kept at {old}")
+
+
+def _stream(target_host: Executor, plan: PhysicalPlan, backup: str, extract: str, cnf: str, progress: Progress,
+            timeout_s: float) -> None:
+    ssh = plan.source_ssh
+    remote = shlex.join([backup, f"--defaults-file={cnf}", "--backup", "--stream=xbstream",
+                         f"--datadir={plan.source_datadir}", f"--parallel={plan.threads}", "--target-dir=/tmp"])
+    if ssh.sudo:
+        remote = "sudo -n " + remote
+    pull = ["ssh", "-i", str(ssh.key_file), "-p", str(ssh.port), "-o", f"UserKnownHostsFile={ssh.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"{ssh.user}@{ssh.host}", remote]
+
+    def poll() -> None:
+        done = int(target_host.run(["du", "-sb", plan.workdir], timeout=30, check=False).text.split()[0] or 0)
+        progress("seed: physical copy (bytes received, total estimated)", done, max(plan.data_bytes, done), "B")
+
+    with Every(poll):
+        target_host.pipeline([pull, [extract, "-x", "-C", plan.workdir]], timeout=timeout_s)
+
+
+def _swap_datadir(host: Executor, plan: PhysicalPlan, backup: str, timeout_s: float) -> str:
+    """Stop the server, keep its datadir aside, move the prepared copy in with the same owner, start it."""
+    datadir = plan.target_datadir.rstrip("/")
+    owner = host.run(["stat", "-c", "%U:%G", datadir], timeout=30).text.strip()
+    old = f"{datadir}.migrate-old-{time.strftime('%Y%m%d-%H%M%S')}"
+    host.run(plan.service.stop, timeout=300)
+    host.run(["mv", datadir, old], timeout=300)
+    host.run(["mkdir", "-m", "750", datadir], timeout=60)
+    host.run([backup, "--move-back", f"--target-dir={plan.workdir}", f"--datadir={datadir}"], timeout=timeout_s)
+    host.run(["chown", "-R", owner, datadir], timeout=600)
+    host.run(plan.service.start, timeout=600)
+    return old
+
+
+def parse_binlog_info(text: str) -> BinlogPosition:
+    """`mariadb_backup_binlog_info` / `xtrabackup_binlog_info`: file, position and (when on) GTID."""
+    parts = text.split()
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise SeedError(f"the backup recorded no binary log position ({text.strip()[:100]!r}): is binary logging on "
+                        "at the source?", hint="turn binary logging on at the source and seed again")
+    return BinlogPosition(parts[0], int(parts[1]), " ".join(parts[2:]) or None)
