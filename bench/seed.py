@@ -58,6 +58,32 @@ def clean_target(sb) -> None:
         t.run("RESET MASTER")
 
 
+def physical_playbook(sb, parent: Path, directory: Path) -> Path:
+    """The sandbox's source as a self-managed server reached over SSH (as tests/integration/test_seed_physical)."""
+    import yaml
+
+    password = "bench-dba-pw-1"
+    with sb.source.root() as root:
+        root.run("SET SESSION sql_log_bin = 0")
+        root.run("CREATE USER IF NOT EXISTS 'dba'@'127.0.0.1' IDENTIFIED BY %s", (password,))
+        root.run("GRANT ALL PRIVILEGES ON *.* TO 'dba'@'127.0.0.1' WITH GRANT OPTION")
+        root.run("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY %s", (sb.secret("target"),))
+        root.run("GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+    (parent / "dba.pw").write_text(password)
+    (parent / "dba.pw").chmod(0o600)
+    pb = yaml.safe_load(sb.playbook_path.read_text())
+    control = f"{sys.executable} -m migrate sandbox server {{}} --dir {directory} --name target"
+    pb["name"] = "bench-physical"
+    pb["source"] = {"kind": "mysql", "host": "127.0.0.1", "port": sb.ports["source"], "user": "dba",
+                    "password_file": str(parent / "dba.pw"), "tls": {"mode": "disabled"},
+                    "ssh": pb["target"]["ssh"], "datadir": str(sb.source.datadir)}
+    pb["target"]["service"] = {"stop": control.format("stop"), "start": control.format("start")}
+    pb["seed"] = {"method": "physical", "threads": 4}
+    path = parent / "pb-physical.yml"
+    path.write_text(yaml.safe_dump(pb, sort_keys=False))
+    return path
+
+
 def timed(command: str) -> float:
     began = time.monotonic()
     subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, stdout=subprocess.DEVNULL,
@@ -100,10 +126,10 @@ def main() -> None:
         shutil.rmtree(dump_dir)
         for method in (["dump", "physical"] if args.physical else ["dump"]):
             clean_target(sb)
-            playbook = parent / f"pb-{method}.yml"
-            text = sb.playbook_path.read_text().replace("name: sandbox", f"name: bench-{method}")
-            playbook.write_text(text.replace("consistency: auto", "consistency: lock")
-                                .replace("method: dump", f"method: {method}"))
+            playbook = physical_playbook(sb, parent, directory) if method == "physical" else parent / "pb-dump.yml"
+            if method == "dump":
+                text = sb.playbook_path.read_text().replace("name: sandbox", "name: bench-dump")
+                playbook.write_text(text.replace("consistency: auto", "consistency: lock"))
             began = time.monotonic()
             run = subprocess.run([sys.executable, "-m", "migrate", "--log-level", "warning", "start", "-p",
                                   str(playbook), "--json"], capture_output=True, text=True)
