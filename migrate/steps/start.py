@@ -231,6 +231,7 @@ class Seed(MigrationStep):
 # Durability the load can do without (a crash mid-load means seeding again anyway), and a redo log big
 # enough that the load is not throttled by checkpoints. All restored after the load.
 LOAD_REDO_BYTES = 1 << 30
+LOAD_REDO_FROM_DATA_BYTES = 512 << 20  # resizing costs seconds each way: only worth it for a big load
 
 
 BUFFER_POOL_CHUNK = 128 << 20
@@ -252,7 +253,7 @@ def load_settings(t: Session, *, data_bytes: int, host_free_bytes: int | None) -
     d = t.dialect
     redo = ("innodb_log_file_size" if d.is_mariadb and d.version >= (10, 9, 0) else
             "innodb_redo_log_capacity" if not d.is_mariadb and d.version >= (8, 0, 30) else None)
-    if redo and int(t.variable(redo)) < LOAD_REDO_BYTES:
+    if redo and data_bytes >= LOAD_REDO_FROM_DATA_BYTES and int(t.variable(redo)) < LOAD_REDO_BYTES:
         wanted[redo] = LOAD_REDO_BYTES
     return wanted
 

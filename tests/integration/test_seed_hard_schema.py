@@ -75,7 +75,7 @@ def test_a_hard_schema_seeded_under_writes_matches_the_source(hard_sandbox):
     assert f"with {tool}" in seeded and f"consistency {consistency}" in seeded
     assert writer.done > 100, writer.errors[:5]
     m = Migration(load(playbook))
-    demo.wait_caught_up(m, 60)
+    demo.wait_caught_up(m, 180)
 
     with sb.source.root() as s, sb.target.root() as t:
         status = replication.read_status(t)
