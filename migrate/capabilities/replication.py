@@ -36,6 +36,14 @@ def user_exists(source: Session, user: str) -> bool:
     return bool(source.value("SELECT COUNT(*) FROM mysql.user WHERE User = %s AND Host = '%%'", (user,)))
 
 
+def can_replicate(source: Session, user: str) -> bool:
+    """The account exists and holds REPLICATION SLAVE (SHOW GRANTS; no password hash is kept)."""
+    if not user_exists(source, user):
+        return False
+    lines = [next(iter(r.values())).upper() for r in source.run("SHOW GRANTS FOR %s@'%%'", (user,))]
+    return any(" ON *.* " in line and ("REPLICATION SLAVE" in line or "ALL PRIVILEGES" in line) for line in lines)
+
+
 def ensure_user(source: Session, user: str, password: SecretStr) -> str:
     """Create the replication account on the source when missing (as the master user can on RDS)."""
     d = source.dialect
@@ -112,9 +120,9 @@ def wait_running(target: Session, timeout_s: float) -> ReplicaStatus:
 
 def hint_for(status: ReplicaStatus) -> str:
     io, sql = status.last_io_errno, status.last_sql_errno
-    if io == 1045:
-        return ("the source refused the replication account: check replication.password, and that no anonymous "
-                "account (''@'localhost' or ''@'%') on the source shadows it")
+    if io == 1045 or (io == 1597 and "Access denied" in status.last_io_error):
+        return ("the source refused the replication account: check replication.password, that it holds "
+                "REPLICATION SLAVE, and that no anonymous account (''@'localhost' or ''@'%') on the source shadows it")
     if io in (2003, 2005, 2013) or status.io_state == "connecting":
         return ("the target cannot reach the source: check the source's security group allows the target's address "
                 "on the MySQL port, and replication.source_host")

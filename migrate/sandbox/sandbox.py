@@ -25,6 +25,7 @@ from migrate.sandbox.aws import INSTANCE_ID, RECORD, MotoServer
 from migrate.sandbox.haproxy import BACKEND, SERVER, HaproxyServer
 from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
 from migrate.sandbox.sshd import SshServer
+from migrate.sandbox.tls import make_certificates
 
 DEFAULT_ROWS = 10_000
 # A unix socket path must fit in 108 bytes; HAProxy binds "<path>.<pid>.tmp" first, so keep a margin.
@@ -64,21 +65,30 @@ class Sandbox:
 
     # -- components --------------------------------------------------------------------------------
     @property
+    def tls_dir(self) -> Path:
+        return self.dir / "tls"
+
+    def _tls_options(self) -> dict[str, str]:
+        """Every server can speak TLS with the sandbox CA's certificate; the playbook decides who uses it."""
+        return {"ssl-ca": str(self.tls_dir / "ca.pem"), "ssl-cert": str(self.tls_dir / "server-cert.pem"),
+                "ssl-key": str(self.tls_dir / "server-key.pem")}
+
+    @property
     def source(self) -> MariaDBServer:
         return MariaDBServer("source", self.dir / "source", self.ports["source"], server_id=1,
-                             options={"log-bin-trust-function-creators": "1"})
+                             options={"log-bin-trust-function-creators": "1", **self._tls_options()})
 
     @property
     def replica(self) -> MariaDBServer:
         """Stands in for the endpoint of an RDS read replica of the source (seed.consistency: replica)."""
         return MariaDBServer("replica", self.dir / "replica", self.ports["replica"], server_id=3,
                              options={"read-only": "1", "log-slave-updates": "1",
-                                      "log-bin-trust-function-creators": "1"})
+                                      "log-bin-trust-function-creators": "1", **self._tls_options()})
 
     @property
     def target(self) -> MariaDBServer:
         return MariaDBServer("target", self.dir / "target", self.ports["target"], server_id=2,
-                             options={"read-only": "1", "log-slave-updates": "1"})
+                             options={"read-only": "1", "log-slave-updates": "1", **self._tls_options()})
 
     @property
     def ssh(self) -> SshServer:
@@ -121,13 +131,15 @@ class AllocatePorts(_SandboxStep):
     name = "allocate"
 
     def describe(self) -> str:
-        return "pick free loopback ports and generate the sandbox's passwords (0600 files)"
+        return "pick free loopback ports, generate the sandbox's passwords (0600 files) and its TLS certificates"
 
     def done(self, ctx: RunContext) -> bool:
-        return (self.sb.dir / MANIFEST).exists() and all(self.sb.secret_file(s).exists() for s in SECRETS)
+        return (self.sb.dir / MANIFEST).exists() and all(self.sb.secret_file(s).exists() for s in SECRETS) \
+            and (self.sb.tls_dir / "server-key.pem").exists()
 
     def run(self, ctx: RunContext) -> str:
         self.sb.save_manifest()
+        make_certificates(self.sb.tls_dir)
         for name in SECRETS:
             if not self.sb.secret_file(name).exists():
                 write_secret(self.sb.secret_file(name), new_password())

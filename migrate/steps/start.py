@@ -87,7 +87,7 @@ class ReplicationUser(MigrationStep):
 
     def done(self, ctx: RunContext) -> bool:
         with self.m.source() as s:
-            if not replication.user_exists(s, self.m.pb.replication.user):
+            if not replication.can_replicate(s, self.m.pb.replication.user):
                 return False
         return self._login() is None
 
