@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -35,10 +32,7 @@ WARMUP_S = 3.0
 
 
 def one_run(rows: int, tps: float, threads: int) -> dict:
-    parent = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows)
+    with sandbox_mod.temporary(rows, prefix="bench-") as sb:
         m = Migration(load(sb.playbook_path))
         start.run(m)
         demo.wait_caught_up(m, 300)
@@ -65,10 +59,6 @@ def one_run(rows: int, tps: float, threads: int) -> dict:
                 "load_lost": len(set(ids) - present), "load_failed_attempts": load_result.failures,
                 "cutover_command_s": round(cutover_s, 2),
                 "steps_s": {s["name"]: s["duration_s"] for s in report["steps"]}}
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def main() -> None:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from migrate import log
 from migrate.sandbox import sandbox as sandbox_mod
@@ -26,10 +23,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     log.configure("console", "warning")
-    parent = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, 2000)
+    with sandbox_mod.temporary(2000, prefix="bench-") as sb:
         with sb.source.root() as root:
             root.run("CREATE DATABASE wide")
             for i in range(args.tables):
@@ -47,10 +41,6 @@ def main() -> None:
                           "seconds": {"median": round(statistics.median(times), 2), "max": round(max(times), 2),
                                       "all": [round(t, 2) for t in times]},
                           "binlog_sample_s": 2.0, "verdicts": verdicts, "goal_s": 5}, indent=2))
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -36,10 +33,7 @@ def main() -> None:
     parser.add_argument("--load-s", type=float, default=10.0)
     args = parser.parse_args()
     log.configure("console", "warning")
-    parent = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, args.rows)
+    with sandbox_mod.temporary(args.rows, prefix="bench-") as sb:
         m = Migration(load(sb.playbook_path))
         with sb.source.root() as root:  # fresh statistics: data_length lags a bulk load otherwise
             for t in inspector.tables(root, inspector.user_schemas(root)):
@@ -77,10 +71,6 @@ def main() -> None:
             "binlog_mb_written": round(binlog_bytes / 1e6, 2), "load_orders_per_s": round(load_result.achieved_tps),
             "apply_s": round(apply_s, 2), "apply_mb_per_s": round(binlog_bytes / 1e6 / apply_s, 2),
             "from": f"{before.file}:{before.pos}"}, indent=2))
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

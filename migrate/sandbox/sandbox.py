@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -395,6 +398,21 @@ def up(directory: Path, rows: int | None = None) -> tuple[Sandbox, RunResult]:
     runner = Runner(Store(directory), "sandbox-up", up_steps(sb), rollback_on_failure=False,
                     resume_hint=f"fix the cause, then rerun `migrate sandbox up --dir {directory}`: it resumes")
     return sb, runner.run()
+
+
+@contextmanager
+def temporary(rows: int | None = None, *, prefix: str = "mig-") -> Iterator[Sandbox]:
+    """A sandbox in a fresh short directory under /tmp, brought down and removed afterwards, whatever
+    happened (tests and benchmarks that need servers of their own)."""
+    parent = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    directory = parent / "sb"
+    try:
+        sb, _ = up(directory, rows)
+        yield sb
+    finally:
+        if (directory / MANIFEST).exists():
+            down(directory)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def status(directory: Path) -> dict[str, Any]:

@@ -30,19 +30,10 @@ SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}
 @pytest.fixture(scope="module")
 def migrating(tmp_path_factory):
     """A sandbox of this module's own, with `migrate start` done: the target replicates from the source."""
-    import shutil
-    import tempfile
 
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=2000)
+    with sandbox_mod.temporary(2000) as sb:
         start.run(Migration(load(sb.playbook_path)))
         yield sb
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def app_endpoint(sb):

@@ -4,9 +4,6 @@ repoint command rewrites (as a config-management push would), and the probe foll
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 from migrate.capabilities import replication
 from migrate.playbook import load
@@ -19,10 +16,7 @@ from tests.helpers import endpoint_as, fingerprint, run_migrate, write_playbook
 
 
 def test_cutover_with_a_repoint_command_under_write_load_loses_nothing(tmp_path):
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=2000)
+    with sandbox_mod.temporary(2000) as sb:
         config = tmp_path / "app-db.conf"  # what the application reads on every (re)connect
         config.write_text(f"127.0.0.1 {sb.ports['source']}\n")
         playbook = write_playbook(
@@ -56,7 +50,3 @@ def test_cutover_with_a_repoint_command_under_write_load_loses_nothing(tmp_path)
                 upto = s.value(f"SELECT MAX(`{key}`) FROM shop.`{table}`")
                 assert fingerprint(s, "shop", table, key, upto) == fingerprint(t, "shop", table, key, upto), table
             assert not replication.read_status(t).configured
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)

@@ -5,10 +5,7 @@ matches between source and target. Once per logical tool."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,10 +24,7 @@ OWNER, WRITER = "hard_owner", "hard_app"
 @pytest.fixture(params=[("mydumper", "lock"), ("mysqldump", "lock"), ("mydumper", "replica"),
                         ("mysqldump", "replica")], ids=lambda p: "-".join(p))
 def hard_sandbox(request):
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=1000)
+    with sandbox_mod.temporary(1000) as sb:
         with sb.master() as master:
             master.run(hard_schema.DDL[0])
             for user in (OWNER, WRITER):
@@ -43,10 +37,6 @@ def hard_sandbox(request):
         playbook = write_playbook(sb.playbook_path, sb.dir / "pb.yml", seed={"tool": tool, "consistency": consistency},
                                   cutover={"app_users": ["app_rw", WRITER]})
         yield sb, playbook, tool, consistency
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def start_under_writes(sb, playbook):

@@ -6,11 +6,8 @@ schema with everything that breaks naive migrations, MyISAM included. And the re
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from migrate.capabilities import replication
 from migrate.playbook import load
@@ -33,10 +30,7 @@ def test_physical_seed_from_rds_is_refused_with_the_reason(sandbox, tmp_path):
 
 
 def test_physical_seed_of_a_self_managed_source_under_writes_gives_a_matching_replica():
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=3000)
+    with sandbox_mod.temporary(3000) as sb:
         with sb.source.root() as root:
             # an administrator of the self-managed source; and the target's account, which the clone carries
             root.run("CREATE USER 'dba'@'127.0.0.1' IDENTIFIED BY %s", (DBA_PW,))
@@ -52,7 +46,7 @@ def test_physical_seed_of_a_self_managed_source_under_writes_gives_a_matching_re
         (sb.dir / "dba.pw").chmod(0o600)
         ssh = {"host": "127.0.0.1", "port": sb.ssh.port, "user": sb.ssh.user, "key_file": str(sb.ssh.client_key),
                "known_hosts": str(sb.ssh.known_hosts)}
-        control = f"{sys.executable} -m migrate sandbox server {{}} --dir {directory} --name target"
+        control = f"{sys.executable} -m migrate sandbox server {{}} --dir {sb.dir} --name target"
         playbook = write_playbook(
             sb.playbook_path, sb.dir / "pb-physical.yml", name="physical",
             source={"kind": "mysql", "host": "127.0.0.1", "port": sb.ports["source"], "user": "dba",
@@ -82,7 +76,3 @@ def test_physical_seed_of_a_self_managed_source_under_writes_gives_a_matching_re
             for table, key in (("customers", "id"), ("orders", "id"), ("order_lines", "order_id")):
                 assert fingerprint(s, "shop", table, key, None) == fingerprint(t, "shop", table, key, None), table
             assert t.value("SELECT status FROM information_schema.events WHERE event_name = 'tick'") == "DISABLED"
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)

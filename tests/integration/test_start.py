@@ -6,10 +6,7 @@ that finds everything done."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,18 +21,11 @@ from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, w
 
 @pytest.fixture(scope="module")
 def own_sandbox():
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=3000)
+    with sandbox_mod.temporary(3000) as sb:
         owner = open_session(endpoint_as(sb.ports["source"], sample_data.OWNER_USER, sb.secret("owner")))
         with owner:
             owner.run("CREATE EVENT shop.nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM shop.orders WHERE 1 = 0")
         yield sb
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def wait_caught_up(sb, timeout=30):
@@ -137,10 +127,7 @@ def test_the_rds_read_replica_procedure_ran_and_cleaned_up(own_sandbox):
 def test_keep_replica_leaves_the_read_replica_replicating(tmp_path):
     from migrate.adapters import aws as aws_adapter
 
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=500)
+    with sandbox_mod.temporary(500) as sb:
         playbook = write_playbook(sb.playbook_path, sb.dir / "pb-keep.yml",
                                   seed={"consistency": "replica", "keep_replica": True})
         result = run_migrate("start", "-p", str(playbook), "--json")
@@ -152,10 +139,6 @@ def test_keep_replica_leaves_the_read_replica_replicating(tmp_path):
         assert "shop-prod-migrate-seed" in names
         with sb.replica.root() as r:
             assert replication.read_status(r).healthy
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_the_start_report_lists_what_was_carried_and_skipped(own_sandbox):

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,10 +30,7 @@ def _loading(directory: Path) -> bool:
 
 
 def test_start_killed_during_the_load_resumes_to_a_correct_replica(tmp_path):
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=ROWS)
+    with sandbox_mod.temporary(ROWS) as sb:
         with sb.target.root() as t:
             before = {n: int(t.variable(n)) for n in ("innodb_flush_log_at_trx_commit", "sync_binlog", "innodb_log_file_size")}
         app = AppWorkload(lambda: endpoint_as(sb.ports["haproxy"], sample_data.APP_USER, sb.secret("app")),
@@ -44,9 +39,9 @@ def test_start_killed_during_the_load_resumes_to_a_correct_replica(tmp_path):
             first = subprocess.Popen([sys.executable, "-m", "migrate", "start", "-p", str(sb.playbook_path)],
                                      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 120
-            while not _loading(directory) and time.monotonic() < deadline and first.poll() is None:
+            while not _loading(sb.dir) and time.monotonic() < deadline and first.poll() is None:
                 time.sleep(0.05)
-            assert _loading(directory), "never saw the load running"
+            assert _loading(sb.dir), "never saw the load running"
             time.sleep(0.5)
             os.kill(first.pid, signal.SIGKILL)
             first.wait(10)
@@ -65,8 +60,4 @@ def test_start_killed_during_the_load_resumes_to_a_correct_replica(tmp_path):
             for table, key in (("customers", "id"), ("orders", "id"), ("order_lines", "order_id")):
                 assert fingerprint(s, "shop", table, key, None) == fingerprint(t, "shop", table, key, None), table
             assert {n: int(t.variable(n)) for n in before} == before
-        assert not _loading(directory)
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
+        assert not _loading(sb.dir)

@@ -4,9 +4,6 @@ use TLS verified against the CA file; a replication account that REQUIRES SSL pr
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 from migrate.capabilities import replication
 from migrate.sandbox import sandbox as sandbox_mod
@@ -14,10 +11,7 @@ from tests.helpers import run_migrate, write_playbook
 
 
 def test_start_with_tls_required_replicates_over_tls():
-    parent = Path(tempfile.mkdtemp(prefix="mig-", dir="/tmp"))
-    directory = parent / "sb"
-    try:
-        sb, _ = sandbox_mod.up(directory, rows=500)
+    with sandbox_mod.temporary(500) as sb:
         with sb.source.root() as root:
             root.run("CREATE USER 'repl'@'%%' IDENTIFIED BY %s REQUIRE SSL", (sb.secret("repl"),))
         playbook = write_playbook(sb.playbook_path, sb.dir / "pb-tls.yml",
@@ -33,7 +27,3 @@ def test_start_with_tls_required_replicates_over_tls():
             tls_sessions = s.value("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'repl' "
                                    "AND command LIKE 'Binlog Dump%%'")
         assert tls_sessions == 1  # the only way in for an account that REQUIRES SSL
-    finally:
-        if (directory / sandbox_mod.MANIFEST).exists():
-            sandbox_mod.down(directory)
-        shutil.rmtree(parent, ignore_errors=True)
