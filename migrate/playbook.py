@@ -134,6 +134,7 @@ class Seed(Model):
     replica_host: str | None = None
     replica_port: Port | None = None
     replica_timeout_s: Seconds = 3600
+    stall_timeout_s: Seconds = 60  # a dump that writes nothing this long is stopped (it may hold locks)
 
 
 class HaproxyRepoint(Model):

@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import PurePosixPath
 
+from migrate import log
 from migrate.adapters.db import Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, inspector, probe, replication
@@ -159,8 +160,17 @@ class Seed(MigrationStep):
             rows=sum(int(t["est_rows"] or 0) for t in tables), rows_loaded=self._rows_inserted,
             workdir=str(PurePosixPath(str(self.m.pb.target.datadir)).parent / f"migrate-seed-{self.m.pb.name}"))
         ctx.on_cancel(self.m.close)
-        result = logical.seed(self.m.target_host, plan, lambda what, done, total, unit: ctx.progress(
-            what, done=done, total=total, unit=unit), self.timeout_s)
+        plan = replace(plan, diagnose=self._diagnose, stall_s=self.m.pb.seed.stall_timeout_s)
+        for attempt in (1, 2):
+            try:
+                result = logical.seed(self.m.target_host, plan, lambda what, done, total, unit: ctx.progress(
+                    what, done=done, total=total, unit=unit), self.timeout_s)
+                break
+            except logical.SeedStalled as exc:
+                if attempt == 2:
+                    raise
+                # Safe to repeat: nothing was loaded yet and the seed starts from a clean work directory.
+                log.get().warning("the dump stalled and was stopped; starting it over once", reason=exc.message)
         released = f"; {rds_replica.release(self.m.pb, dump_from)}" if consistency == "replica" else ""
         ctx.data.pop("seed_replica", None)
         position = self._exact(result.position, source_dialect)
@@ -210,6 +220,18 @@ class Seed(MigrationStep):
                                           "source with the same password; check the target's error log") from None
                 time.sleep(0.5)
 
+    def _diagnose(self) -> str:
+        """The source's busy sessions, for the message of a stalled dump (read-only)."""
+        try:
+            with self.m.source(read_only=True, attempts=1, connect_timeout=5) as s:
+                rows = s.run("SELECT id, user, time, state, LEFT(info, 100) AS info FROM "
+                             "information_schema.processlist WHERE command <> 'Sleep' AND id <> CONNECTION_ID() "
+                             "ORDER BY time DESC LIMIT 8")
+        except MigrateError as exc:
+            return f"(could not read the process list: {exc.message})"
+        return "; ".join(f"id {r['id']} {r['user']} {r['time']} s {r['state'] or ''}: {r['info'] or ''}"
+                         for r in rows) or "no busy session"
+
     def _rows_inserted(self) -> int:
         with self.m.target(attempts=1) as t:
             return int(t.one("SHOW GLOBAL STATUS LIKE 'Handler_write'")["Value"])  # rows written, any engine
@@ -221,8 +243,6 @@ class Seed(MigrationStep):
         with self.m.source() as s:
             gtid = s.value(dialect.gtid_at(position.file, position.pos))
         if gtid and position.gtid_set and gtid != position.gtid_set:
-            from migrate import log
-
             log.get().warning("snapshot GTID differs from the tool's; using the source's", tool=position.gtid_set,
                               source=gtid)
         return BinlogPosition(position.file, position.pos, gtid or position.gtid_set)

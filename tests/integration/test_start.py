@@ -148,3 +148,24 @@ def test_the_start_report_lists_what_was_carried_and_skipped(own_sandbox):
     assert "'app_rw'@'%'" in facts["accounts carried"] and "'shop_owner'@'%'" in facts["accounts carried"]
     assert facts["events kept disabled until promotion"] == ["shop.nightly"]
     assert "Write downtime" not in (own_sandbox.dir / "state" / "sandbox" / "report.md").read_text()
+
+
+def test_a_dump_held_back_by_a_lock_is_stopped_retried_once_and_explained():
+    """A session holding a write lock keeps mydumper's LOCK TABLES waiting (and, behind it, the application's
+    writes): the dump is stopped after seed.stall_timeout_s, tried once more, then refused with what the source
+    was doing; afterwards nothing of the dump is left waiting."""
+    with sandbox_mod.temporary(500) as sb:
+        playbook = write_playbook(sb.playbook_path, sb.dir / "pb-stall.yml",
+                                  seed={"tool": "mydumper", "consistency": "lock", "stall_timeout_s": 3})
+        with sb.source.root() as holder:
+            holder.run("LOCK TABLES shop.orders WRITE")
+            result = run_migrate("start", "-p", str(playbook), timeout=300)
+            with sb.source.root() as s:
+                waiting = s.value("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'admin' "
+                                  "AND state LIKE '%%lock%%'")
+            holder.run("UNLOCK TABLES")
+        assert result.returncode == 4, result.stdout[-2000:]
+        assert "the dump wrote nothing for 3 s and was stopped" in result.stdout
+        assert "metadata lock" in result.stdout and "seed.consistency: replica" in result.stdout
+        assert "starting it over once" in result.stderr
+        assert waiting == 0

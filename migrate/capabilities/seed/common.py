@@ -47,7 +47,7 @@ class Every:
             with contextlib.suppress(Exception):  # progress is best effort; the work itself reports errors
                 self.fn()
 
-    def __enter__(self) -> Every:
+    def __enter__(self):
         self.thread.start()
         return self
 

@@ -23,8 +23,13 @@ from migrate.adapters.db import Endpoint
 from migrate.adapters.dialect import BinlogPosition, Dialect
 from migrate.adapters.executor import Executor
 from migrate.capabilities.seed.common import Every, Progress, SeedError, SeedResult, stop_leftovers
+from migrate.errors import MigrateError
 
 CHUNK_ROWS = 100_000  # mydumper splits bigger tables into files of this many rows: myloader loads them in parallel
+
+
+class SeedStalled(SeedError):
+    """The dump stopped making progress and was stopped; safe to start over."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class SeedPlan:
     # Known coordinates of a quiescent source (a read replica whose replication is stopped): dump without
     # locks and without reading coordinates, the snapshot cannot move.
     position: BinlogPosition | None = None
+    diagnose: Callable[[], str] | None = None  # what the source is doing, when the dump stalls
+    stall_s: float = 60.0  # a dump that writes nothing for this long is stopped (see _DumpWatch)
 
 
 def choose_tool(host: Executor, wanted: str) -> str:
@@ -81,11 +88,33 @@ def seed(host: Executor, plan: SeedPlan, progress: Progress, timeout_s: float) -
     return SeedResult(tool, position, time.monotonic() - started, size, consistency)
 
 
-def _dump_progress(host: Executor, plan: SeedPlan, path: str, progress: Progress) -> Every:
-    def poll() -> None:
-        size = int(host.run(["du", "-sb", path], timeout=30, check=False).text.split()[0] or 0)
-        progress("seed: dump (bytes written, total estimated)", size, max(plan.data_bytes, size), "B")
-    return Every(poll)
+class _DumpWatch(Every):
+    """Reports the dump's progress and stops a dump that has written nothing for STALL_S seconds: a dump
+    waiting on a lock (behind a long transaction, or a deadlock in the tool) also holds the application's
+    writes back, so it must not wait unbounded (plan.stall_s). `stalled` then says what the source was doing."""
+
+    def __init__(self, host: Executor, plan: SeedPlan, path: str, progress: Progress):
+        super().__init__(self._poll)
+        self.host, self.plan, self.path, self.progress = host, plan, path, progress
+        self.size, self.changed = -1, time.monotonic()
+        self.stalled: str | None = None
+
+    def _poll(self) -> None:
+        size = int(self.host.run(["du", "-sb", self.path], timeout=30, check=False).text.split()[0] or 0)
+        if size != self.size:
+            self.size, self.changed = size, time.monotonic()
+        elif self.stalled is None and time.monotonic() - self.changed > self.plan.stall_s:
+            self.stalled = self.plan.diagnose() if self.plan.diagnose else "no diagnosis available"
+            stop_leftovers(self.host, self.plan.workdir)
+        self.progress("seed: dump (bytes written, total estimated)", size, max(self.plan.data_bytes, size), "B")
+
+    def check(self, exc: Exception) -> None:
+        """Turn the failure of a dump this watch stopped into the reason."""
+        if self.stalled is not None:
+            raise SeedStalled(f"the dump wrote nothing for {self.plan.stall_s:g} s and was stopped; on the source: "
+                              f"{self.stalled}", hint="a long transaction or a lock held the dump back: let it "
+                              "finish and rerun `migrate start`, or use seed.consistency: replica") from exc
+        raise exc
 
 
 def _load_progress(plan: SeedPlan, progress: Progress) -> Every:
@@ -122,8 +151,11 @@ def _mydumper(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progre
               timeout_s: float) -> tuple[BinlogPosition, str, int]:
     out_dir = f"{plan.workdir}/dump"
     deadline = time.monotonic() + timeout_s
-    with _dump_progress(host, plan, out_dir, progress):
-        host.run(mydumper_command(plan, src_cnf, out_dir), timeout=timeout_s)
+    with _DumpWatch(host, plan, out_dir, progress) as watch:
+        try:
+            host.run(mydumper_command(plan, src_cnf, out_dir), timeout=timeout_s)
+        except MigrateError as exc:
+            watch.check(exc)
     position = plan.position or parse_mydumper_metadata(host.read_file(f"{out_dir}/metadata").decode())
     size = int(host.run(["du", "-sb", out_dir], timeout=120).text.split()[0])
     with _load_progress(plan, progress):
@@ -174,8 +206,11 @@ def _mysqldump(host: Executor, plan: SeedPlan, src_cnf: str, tgt_cnf: str, progr
     dump_file = f"{plan.workdir}/dump.sql"
     dump, load = mysqldump_commands(plan, src_cnf, tgt_cnf, dump_file)
     deadline = time.monotonic() + timeout_s
-    with _dump_progress(host, plan, dump_file, progress):
-        host.run(dump, timeout=timeout_s)
+    with _DumpWatch(host, plan, dump_file, progress) as watch:
+        try:
+            host.run(dump, timeout=timeout_s)
+        except MigrateError as exc:
+            watch.check(exc)
     position = plan.position or parse_dump_header(host.run(f"head -n 300 {shlex.quote(dump_file)}", timeout=60).text)
     size = int(host.run(["stat", "-c", "%s", dump_file], timeout=60).text.strip())
     with _load_progress(plan, progress):
