@@ -5,6 +5,7 @@ Each `done()` asks the servers; each `run()` ends with the sentence that goes to
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import PurePosixPath
@@ -160,7 +161,8 @@ class Seed(MigrationStep):
             rows=sum(int(t["est_rows"] or 0) for t in tables), rows_loaded=self._rows_inserted,
             workdir=str(PurePosixPath(str(self.m.pb.target.datadir)).parent / f"migrate-seed-{self.m.pb.name}"))
         ctx.on_cancel(self.m.close)
-        plan = replace(plan, diagnose=self._diagnose, stall_s=self.m.pb.seed.stall_timeout_s)
+        plan = replace(plan, diagnose=self._diagnose, release=self._release_dump_sessions,
+                       stall_s=self.m.pb.seed.stall_timeout_s)
         for attempt in (1, 2):
             try:
                 result = logical.seed(self.m.target_host, plan, lambda what, done, total, unit: ctx.progress(
@@ -231,6 +233,26 @@ class Seed(MigrationStep):
             return f"(could not read the process list: {exc.message})"
         return "; ".join(f"id {r['id']} {r['user']} {r['time']} s {r['state'] or ''}: {r['info'] or ''}"
                          for r in rows) or "no busy session"
+
+    def _release_dump_sessions(self) -> int:
+        """Kill the source sessions of a stopped dump still taking table locks (only LOCK TABLE / FLUSH TABLE
+        statements of the source account), and wait until they are gone (KILL returns before the session is)."""
+        with self.m.source(attempts=1, connect_timeout=5) as s:
+            ids = [r["id"] for r in s.run(
+                "SELECT id FROM information_schema.processlist WHERE user = %s AND id <> CONNECTION_ID() AND "
+                "(info LIKE 'LOCK TABLE%%' OR info LIKE 'FLUSH TABLE%%')",
+                (self.m.pb.source.user,))]
+            for connection_id in ids:
+                with contextlib.suppress(MigrateError):  # gone by itself meanwhile
+                    s.run(s.dialect.kill(connection_id))
+            deadline = time.monotonic() + 10
+            while ids and time.monotonic() < deadline:
+                left = s.value("SELECT COUNT(*) FROM information_schema.processlist WHERE id IN ("
+                               + ", ".join(str(int(i)) for i in ids) + ")")
+                if not left:
+                    break
+                time.sleep(0.1)
+        return len(ids)
 
     def _rows_inserted(self) -> int:
         with self.m.target(attempts=1) as t:

@@ -51,6 +51,9 @@ class SeedPlan:
     # locks and without reading coordinates, the snapshot cannot move.
     position: BinlogPosition | None = None
     diagnose: Callable[[], str] | None = None  # what the source is doing, when the dump stalls
+    # Kills the dump's sessions still waiting on the source: a pending lock request queues the application's
+    # writes behind it, and the server may not notice the dead client while it waits.
+    release: Callable[[], object] | None = None
     stall_s: float = 60.0  # a dump that writes nothing for this long is stopped (see _DumpWatch)
 
 
@@ -106,6 +109,8 @@ class _DumpWatch(Every):
         elif self.stalled is None and time.monotonic() - self.changed > self.plan.stall_s:
             self.stalled = self.plan.diagnose() if self.plan.diagnose else "no diagnosis available"
             stop_leftovers(self.host, self.plan.workdir)
+            if self.plan.release:
+                self.plan.release()
         self.progress("seed: dump (bytes written, total estimated)", size, max(self.plan.data_bytes, size), "B")
 
     def check(self, exc: Exception) -> None:
