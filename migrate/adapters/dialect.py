@@ -265,6 +265,20 @@ class Dialect:
         """Delete every binary log and forget the executed GTIDs (RESET MASTER was removed in 8.4)."""
         return Statement("RESET BINARY LOGS AND GTIDS" if self._mysql_at_least(8, 2) else "RESET MASTER")
 
+    def set_gtid_purged(self, gtid_set: str) -> Statement:
+        """MySQL: declare a seeded replica's history (after reset_binary_logs) for GTID auto-position."""
+        if self.is_mariadb:
+            raise Unsupported("MariaDB has no gtid_purged: its replica starts from gtid_slave_pos "
+                              "(change_source(gtid=...))")
+        return Statement("SET GLOBAL gtid_purged = %s", (gtid_set,))
+
+    @property
+    def online_redo_log_variable(self) -> str | None:
+        """The redo log size a running server can change: MariaDB 10.9+, MySQL 8.0.30+ (else None)."""
+        if self.is_mariadb:
+            return "innodb_log_file_size" if self.version >= (10, 9, 0) else None
+        return "innodb_redo_log_capacity" if self._mysql_at_least(8, 0, 30) else None
+
     def binlog_status(self) -> Statement:
         """SHOW BINARY LOG STATUS from MySQL 8.2 (8.4 removed SHOW MASTER STATUS)."""
         return Statement("SHOW BINARY LOG STATUS" if self._mysql_at_least(8, 2) else "SHOW MASTER STATUS")

@@ -77,7 +77,7 @@ def configure(target: Session, *, host: str, port: int, user: str, password: Sec
         how = f"MariaDB GTID from {position.gtid_set}"
     elif not d.is_mariadb and mode != "file" and position.gtid_set:
         target.run(d.reset_binary_logs())
-        target.run("SET GLOBAL gtid_purged = %s", (position.gtid_set,))
+        target.run(d.set_gtid_purged(position.gtid_set))
         statements = d.change_source(host, port, user, password.get_secret_value(), auto_position=True, **common)
         how = "GTID auto-position"
     else:

@@ -292,9 +292,7 @@ def load_settings(t: Session, *, data_bytes: int, host_free_bytes: int | None) -
                      * BUFFER_POOL_CHUNK)
         if bigger > pool:
             wanted["innodb_buffer_pool_size"] = bigger
-    d = t.dialect
-    redo = ("innodb_log_file_size" if d.is_mariadb and d.version >= (10, 9, 0) else
-            "innodb_redo_log_capacity" if not d.is_mariadb and d.version >= (8, 0, 30) else None)
+    redo = t.dialect.online_redo_log_variable
     if redo and data_bytes >= LOAD_REDO_FROM_DATA_BYTES and int(t.variable(redo)) < LOAD_REDO_BYTES:
         wanted[redo] = LOAD_REDO_BYTES
     return wanted

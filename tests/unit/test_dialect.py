@@ -620,3 +620,13 @@ def test_binlog_retention_of_zero_is_refused():
 def test_rds_procedures_are_refused_off_rds(call):
     with pytest.raises(Unsupported, match="not RDS"):
         call(dialect("mysql8036"))
+
+
+def test_gtid_purged_is_mysql_only_and_redo_resizing_follows_the_version():
+    assert detect("8.0.36").set_gtid_purged("uuid:1-5").sql == "SET GLOBAL gtid_purged = %s"
+    with pytest.raises(Unsupported):
+        detect("10.11.6-MariaDB").set_gtid_purged("0-1-5")
+    assert detect("10.11.6-MariaDB").online_redo_log_variable == "innodb_log_file_size"
+    assert detect("10.6.14-MariaDB").online_redo_log_variable is None
+    assert detect("8.0.36").online_redo_log_variable == "innodb_redo_log_capacity"
+    assert detect("8.0.29").online_redo_log_variable is None
