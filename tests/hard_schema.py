@@ -117,6 +117,20 @@ class HardWriter:
             session.close()
 
 
+def start_under_writes(playbook, endpoint: Callable[[], Endpoint], rate: float):
+    """`migrate start` while a HardWriter runs for the whole of it; (result, writer)."""
+    from tests.helpers import run_migrate
+
+    writer = HardWriter(endpoint, rate=rate).start()
+    try:
+        time.sleep(0.3)
+        result = run_migrate("start", "-p", str(playbook), "--json", timeout=600)
+        time.sleep(0.3)
+    finally:
+        writer.stop()
+    return result, writer
+
+
 _STATEMENTS = [
     (f"INSERT INTO {SCHEMA}.parent (id, name) VALUES (%s, %s)", lambda i, r: (i, f"p{i} {EMOJI}")),
     (f"CALL {SCHEMA}.add_child(%s, %s)", lambda i, r: (r.randint(1, 300), f"c{i} {EMOJI}")),

@@ -102,12 +102,13 @@ def global_privileges(s: Session) -> set[str]:
     return privileges
 
 
-def can_take_global_read_lock(s: Session, *, rds: bool) -> bool:
+def global_lock_allowed(privileges: set[str], *, rds: bool) -> bool:
     """FLUSH TABLES WITH READ LOCK needs RELOAD; RDS refuses it even to its master user."""
-    if rds:
-        return False
-    privileges = global_privileges(s)
-    return bool(privileges & {"RELOAD", "ALL PRIVILEGES"})
+    return not rds and bool(privileges & {"RELOAD", "ALL PRIVILEGES"})
+
+
+def can_take_global_read_lock(s: Session, *, rds: bool) -> bool:
+    return global_lock_allowed(global_privileges(s), rds=rds)
 
 
 def binlog_position(s: Session) -> BinlogPosition:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrate.capabilities import grants
+from migrate.capabilities import grants, inspector
 from migrate.checks import Check, fail, listing, passed, warn
 from migrate.checks.facts import PlanFacts
 
@@ -24,8 +24,8 @@ def _seed_method(f: PlanFacts) -> Check:
                     "make sure target.user exists on the source with the same password")
     tools = {k for k, v in f.host.tools.items() if v}
     mydumper = {"mydumper", "myloader"} <= tools and f.pb.seed.tool in ("auto", "mydumper")
-    mysql_without_lock = f.source is not None and not f.source.dialect.is_mariadb and (
-        f.pb.source.kind == "rds" or not f.source.privileges & {"RELOAD", "ALL PRIVILEGES"})
+    mysql_without_lock = f.source is not None and not f.source.dialect.is_mariadb and not \
+        inspector.global_lock_allowed(f.source.privileges, rds=f.pb.source.kind == "rds")
     if f.host.reachable and not mydumper and mysql_without_lock:
         return fail("seed.method", "only mysqldump would seed, and on MySQL it needs FLUSH TABLES WITH READ LOCK "
                     "(RELOAD) for its coordinates, which this source refuses",

@@ -213,7 +213,7 @@ class PrepareTarget(_SandboxStep):
         with self.sb.target.root() as root:
             root.run(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (self.sb.secret("target"),))
             root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
-            root.run("RESET MASTER")  # the target starts with an empty binlog: nothing of its own to replicate
+            root.run(root.dialect.reset_binary_logs())  # an empty binlog: nothing of its own to replicate
         return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
 
 

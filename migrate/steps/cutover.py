@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from migrate.adapters.db import Endpoint, Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, hooks, inspector, replication, write_block
-from migrate.capabilities.inspector import TOOL_SCHEMA, Account
+from migrate.capabilities import accounts, events, hooks, inspector, replication, write_block
+from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.repoint.base import Repointer
 from migrate.errors import Refused, StepFailed
 from migrate.runner import RunContext, Step
@@ -257,9 +257,7 @@ class Promote(MigrationStep):
             row = t.one("SELECT definer FROM information_schema.events WHERE event_schema = %s AND event_name = %s",
                         (schema, name))
             if row:
-                user, _, host = row["definer"].rpartition("@")
-                t.run(f"ALTER DEFINER = {Account(user, host).sql()} EVENT {quote_ident(schema)}.{quote_ident(name)} "
-                      + ("ENABLE" if enable else "DISABLE"))
+                events.set_enabled(t, schema, name, row["definer"], enable)
         return len(names)
 
     def rollback(self, ctx: RunContext) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from migrate import log
 from migrate.adapters.db import Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, inspector, probe, replication
+from migrate.capabilities import accounts, events, inspector, probe, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
 from migrate.capabilities.seed import logical, physical, rds_replica
 from migrate.capabilities.seed.consistency import choose as choose_consistency
@@ -135,13 +135,13 @@ class Seed(MigrationStep):
                                       if (t["engine"] or "").upper() not in ("INNODB", "ROCKSDB"))
             global_lock = inspector.can_take_global_read_lock(s, rds=self.m.pb.source.kind == "rds")
             source_dialect = s.dialect
-            events = inspector.events(s, schemas)
+            source_events = inspector.events(s, schemas)
         with self.m.target() as t:  # a resumed seed starts from a clean slate
             t.run(t.dialect.set_sql_log_bin(False))
             for schema in schemas:
                 t.run(f"DROP DATABASE IF EXISTS {quote_ident(schema)}")
         if self.m.pb.seed.method == "physical":
-            return self._physical(ctx, schemas, tables, source_dialect, events)
+            return self._physical(ctx, schemas, tables, source_dialect, source_events)
         consistency, why = choose_consistency(self.m.pb, global_lock)
         host, port = self.m.source_host_for_target
         dump_from = replace(self.m.source_endpoint(), host=host, port=port)
@@ -176,15 +176,14 @@ class Seed(MigrationStep):
         released = f"; {rds_replica.release(self.m.pb, dump_from)}" if consistency == "replica" else ""
         ctx.data.pop("seed_replica", None)
         position = self._exact(result.position, source_dialect)
-        ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
-                            "consistency": consistency,
-                            "enabled_events": [f"{e['schema']}.{e['name']}" for e in events if e["status"] == "ENABLED"]}
+        self._record(ctx, result, position, schemas, consistency, source_events)
         return (f"seeded {len(schemas)} schema(s) ({', '.join(schemas)}) with {result.tool} in {result.seconds:.1f} s, "
                 f"{result.dump_bytes / 1e6:.1f} MB; snapshot at {position.file}:{position.pos}"
                 + (f", GTID {position.gtid_set}" if position.gtid_set else "")
                 + f" ({result.consistency}); consistency {consistency}: {why}{released}")
 
-    def _physical(self, ctx: RunContext, schemas: list[str], tables: list[dict], dialect, events) -> str:
+    def _physical(self, ctx: RunContext, schemas: list[str], tables: list[dict], dialect,
+                  source_events: list[dict]) -> str:
         pb = self.m.pb
         if pb.source.kind == "rds":
             raise Refused("seed.method physical: no physical copy can be taken out of RDS (xtrabackup and "
@@ -202,12 +201,17 @@ class Seed(MigrationStep):
                                ctx.progress(what, done=done, total=total, unit=unit), self.timeout_s)
         self._wait_target(timeout_s=120)
         position = self._exact(result.position, dialect)
-        ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
-                            "consistency": "physical",
-                            "enabled_events": [f"{e['schema']}.{e['name']}" for e in events if e["status"] == "ENABLED"]}
+        self._record(ctx, result, position, schemas, "physical", source_events)
         return (f"seeded every schema physically with {result.tool} in {result.seconds:.1f} s, "
                 f"{result.dump_bytes / 1e6:.1f} MB; backup at {position.file}:{position.pos}"
                 + (f", GTID {position.gtid_set}" if position.gtid_set else "") + f" ({result.consistency})")
+
+    @staticmethod
+    def _record(ctx: RunContext, result, position: BinlogPosition, schemas: list[str], consistency: str,
+                source_events: list[dict]) -> None:
+        """What later steps and the cutover need of the seed: where replication starts, what was copied."""
+        ctx.data["seed"] = {**result.as_dict(), "gtid": position.gtid_set, "schemas": schemas, "completed": True,
+                            "consistency": consistency, "enabled_events": events.enabled_names(source_events)}
 
     def _wait_target(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -411,9 +415,7 @@ class DisableEvents(MigrationStep):
             enabled = self._enabled(t, ctx)
             t.run(t.dialect.set_sql_log_bin(False))
             for e in enabled:
-                user, _, host = e["definer"].rpartition("@")
-                t.run(f"ALTER DEFINER = {Account(user, host).sql()} EVENT {quote_ident(e['schema'])}."
-                      f"{quote_ident(e['name'])} DISABLE")
+                events.set_enabled(t, e["schema"], e["name"], e["definer"], enable=False)
         return f"{len(enabled)} event(s) disabled on the target until promotion"
 
 

@@ -144,7 +144,8 @@ def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:
     tools = {k for k, v in facts.host.tools.items() if v}
     wanted = m.pb.seed.tool
     tool = wanted if wanted != "auto" else ("mydumper" if {"mydumper", "myloader"} <= tools else "mysqldump")
-    lock = bool(facts.source) and inspector_global_lock(facts)
+    lock = bool(facts.source) and inspector.global_lock_allowed(facts.source.privileges,
+                                                                rds=m.pb.source.kind == "rds")
     try:
         consistency, why = choose_consistency(m.pb, lock)
     except MigrateError as exc:
@@ -161,9 +162,3 @@ def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:
         how = "--single-transaction with FLUSH TABLES WITH READ LOCK for the coordinates (needs RELOAD)"
     return {"method": "dump", "tool": tool, "consistency": consistency,
             "why": f"{tool} on the target host, consistency by {how} ({why}); data flows to the target host only"}
-
-
-def inspector_global_lock(facts: PlanFacts) -> bool:
-    if facts.pb.source.kind == "rds":
-        return False
-    return bool(facts.source.privileges & {"RELOAD", "ALL PRIVILEGES"})

@@ -5,7 +5,6 @@ matches between source and target. Once per logical tool."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -16,7 +15,7 @@ from migrate.sandbox.sample_data import OWNER_PRIVILEGES
 from migrate.workflows import demo
 from migrate.workflows.context import Migration
 from tests import hard_schema
-from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
+from tests.helpers import endpoint_as, fingerprint, open_session, write_playbook
 
 OWNER, WRITER = "hard_owner", "hard_app"
 
@@ -40,14 +39,8 @@ def hard_sandbox(request):
 
 
 def start_under_writes(sb, playbook):
-    writer = hard_schema.HardWriter(lambda: endpoint_as(sb.ports["source"], WRITER, f"{WRITER}-pw-1"), rate=200).start()
-    try:
-        time.sleep(0.5)
-        result = run_migrate("start", "-p", str(playbook), "--json", timeout=600)
-        time.sleep(0.5)
-    finally:
-        writer.stop()
-    return result, writer
+    return hard_schema.start_under_writes(
+        playbook, lambda: endpoint_as(sb.ports["source"], WRITER, f"{WRITER}-pw-1"), rate=200)
 
 
 def test_a_hard_schema_seeded_under_writes_matches_the_source(hard_sandbox):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from migrate.capabilities import replication
 from migrate.playbook import load
@@ -54,14 +53,8 @@ def test_physical_seed_of_a_self_managed_source_under_writes_gives_a_matching_re
                     "rds_instance_id": None},
             target={"service": {"stop": control.format("stop"), "start": control.format("start")}},
             seed={"method": "physical"}, cutover={"app_users": ["app_rw"]})
-        writer = hard_schema.HardWriter(lambda: endpoint_as(sb.ports["source"], "hard_owner", "hard-owner-pw-1"),
-                                        rate=150).start()
-        try:
-            time.sleep(0.3)
-            result = run_migrate("start", "-p", str(playbook), "--json", timeout=600)
-            time.sleep(0.3)
-        finally:
-            writer.stop()
+        result, writer = hard_schema.start_under_writes(
+            playbook, lambda: endpoint_as(sb.ports["source"], "hard_owner", "hard-owner-pw-1"), rate=150)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         seeded = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "seed")["message"]
         assert "physically with mariadb-backup" in seeded and "previous datadir is kept" in seeded
