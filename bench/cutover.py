@@ -21,12 +21,12 @@ from pydantic import SecretStr
 
 from migrate import log
 from migrate.adapters.db import Endpoint
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import demo, start
-from migrate.workflows.context import Migration
 
 WARMUP_S = 3.0
 

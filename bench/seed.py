@@ -21,9 +21,9 @@ from pathlib import Path
 from migrate import log
 from migrate.adapters.client_config import defaults_file
 from migrate.capabilities import inspector, replication
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sandbox as sandbox_mod
-from migrate.workflows.context import Migration
 
 ROW_BYTES = 230  # sysbench's sbtest row with its secondary index, as InnoDB stores it (measured)
 TABLES = 4
@@ -51,7 +51,7 @@ def make_tables(sb, gb: float) -> int:
 
 def clean_target(sb) -> None:
     with sb.target.root() as t:
-        replication.stop_and_forget(t)
+        replication.forget(t)
         t.run("SET SESSION sql_log_bin = 0")
         for schema in inspector.user_schemas(t):
             t.run(f"DROP DATABASE `{schema}`")

@@ -31,7 +31,7 @@ COMMANDS = {
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
-NOT_BUILT = {"verify", "rehearse", "rollback"}
+NOT_BUILT = {"verify", "rehearse"}
 
 
 class Output:
@@ -78,11 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-p", "--playbook", required=True, help="the migration's playbook (YAML)")
         if name == "status":
             p.add_argument("--watch", action="store_true", help="refresh until interrupted")
-        if name == "cutover":
+        if name in ("cutover", "rollback"):
             p.add_argument("--dry-run", action="store_true", help="print the ordered steps; change nothing")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        if name == "plan":
-            p.add_argument("--allow-nonempty-target", action="store_true")
+        if name in ("plan", "start"):
+            p.add_argument("--allow-nonempty-target", action="store_true",
+                           help="the target may hold databases of its own (the seed replaces the ones it copies)")
 
     sandbox = sub.add_parser("sandbox", parents=[common], help=COMMANDS["sandbox"], description=COMMANDS["sandbox"])
     sandbox_sub = sandbox.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -144,10 +145,13 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
         return _sandbox(args, out)
     if args.command == "demo":
         return _demo(args, out)
-    if args.command in ("plan", "start", "status", "cutover", "report"):
-        from migrate.workflows.context import Migration
+    if args.command in ("plan", "start", "status", "cutover", "rollback", "report"):
+        from migrate.capabilities.migration import Migration
 
-        return globals()[f"_{args.command}"](Migration(load_playbook(args.playbook)), args, out)
+        migration = Migration(load_playbook(args.playbook), path=str(args.playbook))
+        if args.command in ("cutover", "rollback"):
+            return _switch(migration, args, out)
+        return globals()[f"_{args.command}"](migration, args, out)
     if args.command in NOT_BUILT:
         if getattr(args, "playbook", None):
             load_playbook(args.playbook)  # a bad playbook is reported (exit 2) even before the command exists
@@ -194,7 +198,7 @@ def _render_checks(out: Output, r: dict[str, Any]) -> None:
 def _start(m, args: argparse.Namespace, out: Output) -> int:
     from migrate.workflows import start
 
-    result = start.run(m)
+    result = start.run(m, allow_nonempty_target=args.allow_nonempty_target)
     out.emit(result.as_dict(), lambda r: _render_run(out, r, title=f"start: {m.pb.name}"))
     out.console.print("next: migrate status -p PLAYBOOK --watch, then migrate cutover -p PLAYBOOK") \
         if not out.as_json else None
@@ -212,22 +216,34 @@ def _status(m, args: argparse.Namespace, out: Output) -> int:
         time.sleep(2)
 
 
-def _cutover(m, args: argparse.Namespace, out: Output) -> int:
-    from migrate.workflows import cutover
+CONFIRM = {
+    "cutover": "Cut over {name} now? The application's writes will be blocked briefly. [y/N] ",
+    "rollback": "Roll {name} back to the source now? The application's writes will be blocked briefly. [y/N] ",
+}
 
+
+def _switch(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import switch
+
+    workflow = args.command
     if args.dry_run:
-        steps = cutover.plan(m)
-        out.emit({"dry_run": True, "steps": steps}, lambda r: _render_plan(out, r["steps"]))
+        steps = switch.plan(m, workflow)
+        out.emit({"dry_run": True, "workflow": workflow, "steps": steps},
+                 lambda r: _render_plan(out, workflow, r["steps"]))
         return ExitCode.OK
     if not args.yes:
         if not sys.stdin.isatty():
-            raise BadInput("the cutover blocks the application's writes: confirm with --yes when not at a terminal")
-        answer = input(f"Cut over {m.pb.name} now? The application's writes will be blocked briefly. [y/N] ")
+            raise BadInput(f"the {workflow} blocks the application's writes: confirm with --yes when not at a terminal")
+        answer = input(CONFIRM[workflow].format(name=m.pb.name))
         if answer.strip().lower() not in ("y", "yes"):
-            raise BadInput("cutover not confirmed; nothing was changed")
-    result = cutover.run(m)
-    out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title=f"cutover: {m.pb.name}"),
-                                out.console.print(r["summary"])))
+            raise BadInput(f"{workflow} not confirmed; nothing was changed")
+    result = switch.run(m, workflow)
+    if result.get("already"):
+        out.emit(result, lambda r: out.console.print(r["summary"], markup=False))
+        return ExitCode.OK
+    title = f"{workflow}{' undone' if result.get('undone') else ''}: {m.pb.name}"
+    out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title=title),
+                                out.console.print(r["summary"], markup=False)))
     return ExitCode.OK
 
 
@@ -263,27 +279,41 @@ def _render_run(out: Output, run: dict[str, Any], *, title: str) -> None:
     out.console.print(table)
 
 
-def _render_plan(out: Output, steps: list[dict[str, Any]]) -> None:
+def _render_plan(out: Output, workflow: str, steps: list[dict[str, Any]]) -> None:
     from rich.markup import escape
 
-    out.console.print("cutover --dry-run: the steps, in order; nothing was changed")
+    out.console.print(f"{workflow} --dry-run: the steps, in order; nothing was changed")
     for i, step in enumerate(steps, 1):
         mark = "  [bold]<- point of no return[/]" if step["point_of_no_return"] else ""
         out.console.print(f"{i}. {step['step']} (timeout {step['timeout_s']:g} s): {escape(step['does'])}{mark}")
 
 
 def _render_status(out: Output, r: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    colour = "bold red" if r["writes_blocked"] else "bold"
+    out.console.print(f"[{colour}]{escape(r['phase'])}[/]: {escape(r['says'])}")
+    out.console.print(f"next: {r['next']}", markup=False)
+    if r.get("lock_holder"):
+        h = r["lock_holder"]
+        out.console.print(f"running now: pid {h.get('pid')} on {h.get('host')}, `{h.get('command')}` since "
+                          f"{h.get('since')}", markup=False)
     for name, run in r["runs"].items():
         out.console.print(f"{name}: {run['status']} (started {run['started_at']})", markup=False)
+    if r.get("application_endpoint"):
+        out.console.print(f"application endpoint: {r['application_endpoint']}", markup=False)
+    for warning in r.get("warnings", []):
+        out.console.print(f"[yellow]warning:[/] {escape(warning)}")
     if "error" in r:
         out.console.print("cannot read the servers: " + r["error"], markup=False)
         return
     rep, lag = r["replication"], r.get("lag")
     if not rep["configured"]:
-        out.console.print("replication: not configured on the target")
+        out.console.print(f"replication: {rep['replica']} does not replicate")
         return
     state = "[green]healthy[/]" if rep["healthy"] else "[red]NOT healthy[/]"
-    out.console.print(f"replication: {state}  IO {rep['io']}, SQL {rep['sql']}, from {rep['source']}")
+    out.console.print(f"replication: {rep['replica']} from {rep['from']}: {state}  IO {rep['io']}, SQL {rep['sql']}, "
+                      f"source {rep['source']}")
     if rep["last_error"]:
         out.console.print(f"  last error: {rep['last_error']}", markup=False)
     if lag:

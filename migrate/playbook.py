@@ -121,6 +121,7 @@ class Replication(SecretRef):
     user: str = "repl"
     mode: Literal["auto", "gtid", "file"] = "auto"
     source_host: str | None = None  # how the target reaches the source; default: source.host
+    target_host: str | None = None  # how the source reaches the target (reverse replication); default: target.host
 
 
 class Seed(Model):

@@ -8,6 +8,7 @@ the exit status of every pipeline stage reported back.
 from __future__ import annotations
 
 import base64
+import ctypes
 import hashlib
 import os
 import shlex
@@ -177,15 +178,29 @@ class _StderrLines:
         return "".join(self.buf)
 
 
+# The local command runs in a process group of its own under this guard: when migrate dies (even by
+# SIGKILL) the kernel sends the guard SIGTERM (PR_SET_PDEATHSIG) and the guard kills the whole group, so
+# no hook or tool outlives the run that started it. The command runs in the background so that the trap
+# fires at once; its stdin is passed on explicitly (a background job's would be /dev/null).
+_GUARD = 'trap "kill -KILL 0" TERM; exec 3<&0; bash -c "$1" <&3 3<&- & wait $!'
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the thread that started it (hence migrate) dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class LocalExecutor(Executor):
     def __init__(self, label: str = "local"):
         self.label = label
 
     def _execute(self, script: str, *, timeout: float, input: bytes | None,
                  on_stderr_line: LineSink | None, shown: str) -> tuple[int, bytes, str]:
-        proc = subprocess.Popen(["bash", "-c", script], stdin=subprocess.PIPE if input is not None else
-                                subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        proc = subprocess.Popen(["bash", "-c", _GUARD, "migrate-guard", script],
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         err = _StderrLines(on_stderr_line)
         reader = threading.Thread(target=lambda: [err.feed(c.decode("utf-8", "replace"))
                                                   for c in iter(lambda: proc.stderr.read1(65536), b"")],

@@ -7,8 +7,8 @@ anything changed; after_cutover and on_failure hooks are reported, never fatal.
 from __future__ import annotations
 
 from migrate.adapters.executor import CommandResult, LocalExecutor
+from migrate.capabilities.migration import Migration
 from migrate.errors import CommandFailed, CommandTimeout, Refused
-from migrate.workflows.context import Migration
 
 HOOK_TIMEOUT_S = 60.0
 

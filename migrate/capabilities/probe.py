@@ -15,6 +15,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ GAP_REPORTED_MS = 100.0  # gaps longer than this are listed
 GAPS_KEPT = 10
 ERROR_SAMPLES = 20
 FAILURE_LOG_EVERY_S = 1.0
+GATE_MAX_GAP_S = 1.0  # the gate wants no interval without an acknowledged write longer than this
+RECENT_ACKS = 100_000
 
 
 def ensure_probe_table(session: Session) -> None:
@@ -67,6 +70,7 @@ class ProbeResult:
     gaps_over_100ms: list[dict[str, Any]]
     errors: list[dict[str, Any]]
     ended_acknowledging: bool
+    first_ack_at: str | None = None
     acknowledged_seqs: list[int] = field(default_factory=list, repr=False)
     lost: list[int] | None = None
     lost_count: int | None = None
@@ -108,6 +112,8 @@ class Probe:
         self._start_mono = self._start_wall = 0.0
         self._attempts = self._failed = 0
         self._acked: list[int] = []
+        self._recent_acks: deque[float] = deque(maxlen=RECENT_ACKS)  # monotonic times, for the gate
+        self._first_ack_wall: float | None = None
         self._last_ack_mono = self._last_ack_wall = 0.0
         self._ok_since: float | None = None  # monotonic time of the first ack of the current success streak
         self._gaps: list[tuple[float, float, float]] = []  # (ms, from wall, to wall), largest first
@@ -157,6 +163,28 @@ class Probe:
                     "max_gap_ms": round(max(self._max_gap[0] if self._max_gap else 0.0,
                                             (now - self._last_ack_mono) * 1000), 1),
                     "current_gap_ms": round((now - self._last_ack_mono) * 1000, 1)}
+
+    def gate(self, window_s: float, max_gap_s: float | None = None) -> str | None:
+        """None when the probe has acknowledged writes throughout the last `window_s` (no interval without an
+        acknowledged write longer than `max_gap_s`); otherwise why not, in words."""
+        max_gap_s = max_gap_s or max(GATE_MAX_GAP_S, 3.0 / self.rate)
+        with self._cond:
+            now = time.monotonic()
+            if not self._acked:
+                last = next(iter(sorted(self._errors.values(), key=lambda e: e.get("last_at", ""), reverse=True)),
+                            None)
+                said = f"; last error ({last['code']}) {last['message']}" if last else ""
+                return (f"the probe has acknowledged no write through {self.endpoint().describe()} in the "
+                        f"{now - self._start_mono:.1f} s since it started{said}")
+            if now - self._start_mono < window_s:
+                return f"the probe has run {now - self._start_mono:.1f} s, less than {window_s:g} s"
+            since = now - window_s
+            times = [since, *(t for t in self._recent_acks if t >= since), now]
+            gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+        if gap > max_gap_s:
+            return (f"the probe went {gap:.2f} s without an acknowledged write in the last {window_s:g} s "
+                    f"(at most {max_gap_s:g} s allowed)")
+        return None
 
     @staticmethod
     def verify(result: ProbeResult, new_primary: Session) -> ProbeResult:
@@ -210,6 +238,9 @@ class Probe:
     def _ack(self, seq: int, mono: float, wall: float) -> None:
         with self._cond:
             self._acked.append(seq)
+            self._recent_acks.append(mono)
+            if self._first_ack_wall is None:
+                self._first_ack_wall = wall
             self._note_gap(mono - self._last_ack_mono, self._last_ack_wall, wall)
             self._last_ack_mono, self._last_ack_wall = mono, wall
             if self._ok_since is None:
@@ -260,4 +291,6 @@ class Probe:
                 max_gap_started_at=_iso(gap_from), max_gap_ended_at=_iso(gap_to),
                 gaps_over_100ms=[{"ms": round(g, 1), "from": _iso(f), "to": _iso(t)} for g, f, t in self._gaps],
                 errors=sorted(self._errors.values(), key=lambda e: -e["count"]),
-                ended_acknowledging=ended_acknowledging, acknowledged_seqs=list(self._acked))
+                ended_acknowledging=ended_acknowledging,
+                first_ack_at=_iso(self._first_ack_wall) if self._first_ack_wall else None,
+                acknowledged_seqs=list(self._acked))

@@ -7,8 +7,10 @@ source's current one, and `true_lag_s` waits for a freshly sampled source positi
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -17,6 +19,7 @@ from migrate import log
 from migrate.adapters.db import DatabaseError, Endpoint, Session, connect
 from migrate.adapters.dialect import BinlogPosition, ReplicaStatus
 from migrate.capabilities import inspector
+from migrate.capabilities.switch import Link
 from migrate.errors import MigrateError
 
 
@@ -67,36 +70,89 @@ def login_works(ep: Endpoint) -> str | None:
 # -- configuring and starting -----------------------------------------------------------------------
 
 
-def configure(target: Session, *, host: str, port: int, user: str, password: SecretStr, position: BinlogPosition,
-              mode: str, tls: bool, ca_file: str | None) -> str:
-    """Point the (stopped) target at the source from exactly `position`. Returns how."""
-    d = target.dialect
-    common = {"tls": tls, "ca_file": ca_file}
-    if d.is_mariadb and mode != "file" and position.gtid_set:
-        statements = d.change_source(host, port, user, password.get_secret_value(), gtid=position.gtid_set, **common)
-        how = f"MariaDB GTID from {position.gtid_set}"
-    elif not d.is_mariadb and mode != "file" and position.gtid_set:
-        target.run(d.reset_binary_logs())
-        target.run(d.set_gtid_purged(position.gtid_set))
-        statements = d.change_source(host, port, user, password.get_secret_value(), auto_position=True, **common)
-        how = "GTID auto-position"
+def configure(replica: Session, link: Link, position: BinlogPosition, *, keep_history: bool = False) -> str:
+    """Point the (stopped) `replica` at `link`'s server from exactly `position`. Returns how.
+
+    `keep_history`: the replica already holds everything up to `position` (an old primary that follows the
+    new one): a MySQL replica's GTID history is kept, not reset to the snapshot's. On RDS through the
+    mysql.rds_* procedures, elsewhere through the dialect's change-source statements."""
+    d = replica.dialect
+    password = link.password.get_secret_value()
+    by_gtid = link.mode != "file" and bool(position.gtid_set)
+    if link.mode == "gtid" and not by_gtid:
+        raise ReplicationError("replication.mode is gtid but no GTID position was recorded",
+                               hint="turn GTIDs on at the source, or set replication.mode: file")
+    if d.rds:
+        if by_gtid:
+            statements = [d.set_external_source_gtid(link.host, link.port, link.user, password, ssl=link.tls,
+                                                     gtid=position.gtid_set if d.is_mariadb else None)]
+        else:
+            statements = [d.set_external_source(link.host, link.port, link.user, password, log_file=position.file,
+                                                log_pos=position.pos, ssl=link.tls)]
     else:
-        if mode == "gtid":
-            raise ReplicationError("replication.mode is gtid but the snapshot recorded no GTID position",
-                                   hint="turn GTIDs on at the source, or set replication.mode: file")
-        statements = d.change_source(host, port, user, password.get_secret_value(), log_file=position.file,
-                                     log_pos=position.pos, **common)
-        how = f"file/position {position.file}:{position.pos}"
+        common = {"tls": link.tls, "ca_file": link.ca_file}
+        if by_gtid and d.is_mariadb:
+            statements = d.change_source(link.host, link.port, link.user, password, gtid=position.gtid_set, **common)
+        elif by_gtid:
+            if not keep_history:
+                replica.run(d.reset_binary_logs())
+                replica.run(d.set_gtid_purged(position.gtid_set))
+            statements = d.change_source(link.host, link.port, link.user, password, auto_position=True, **common)
+        else:
+            statements = d.change_source(link.host, link.port, link.user, password, log_file=position.file,
+                                         log_pos=position.pos, **common)
     for stmt in statements:
-        target.run(stmt)
-    return how
+        replica.run(stmt)
+    if by_gtid:
+        return f"MariaDB GTID from {position.gtid_set}" if d.is_mariadb else "GTID auto-position"
+    return f"file/position {position.file}:{position.pos}"
 
 
-def stop_and_forget(target: Session) -> None:
-    d = target.dialect
-    if read_status(target).configured:
-        target.run(d.stop_replica())
-        target.run(d.reset_replica_all())
+def start(replica: Session) -> None:
+    d = replica.dialect
+    replica.run(d.rds_start_replication() if d.rds else d.start_replica())
+
+
+def stop(replica: Session) -> None:
+    d = replica.dialect
+    replica.run(d.rds_stop_replication() if d.rds else d.stop_replica())
+
+
+def forget(replica: Session) -> None:
+    """Stop replication and forget its source entirely, when there is one."""
+    d = replica.dialect
+    if not read_status(replica).configured:
+        return
+    if d.rds:
+        replica.run(d.reset_external_source())
+        return
+    replica.run(d.stop_replica())
+    replica.run(d.reset_replica_all())
+
+
+@contextlib.contextmanager
+def binlog_off(s: Session, *, unless: bool = False) -> Iterator[Session]:
+    """This session's statements stay out of the binary log (and so off every replica), then as before.
+
+    `unless=True` leaves logging as it is (RDS: the master user cannot turn it off)."""
+    if unless:
+        yield s
+        return
+    before = int(s.value("SELECT @@SESSION.sql_log_bin"))
+    s.run(s.dialect.set_sql_log_bin(False))
+    try:
+        yield s
+    finally:
+        s.run(s.dialect.set_sql_log_bin(bool(before)))
+
+
+def ensure_link_account(primary: Session, link: Link, *, log_to_binlog: bool) -> str:
+    """The replication account `link` logs in with, on the primary it replicates from; created when missing
+    (out of the binary log where possible, so the replica never receives it)."""
+    if can_replicate(primary, link.user):
+        return f"replication account '{link.user}'@'%' already there"
+    with binlog_off(primary, unless=log_to_binlog):
+        return ensure_user(primary, link.user, link.password)
 
 
 def wait_running(target: Session, timeout_s: float) -> ReplicaStatus:

@@ -20,27 +20,37 @@ MD_NAME = "report.md"
 
 
 def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: dict[str, Any] | None,
-                 facts: dict[str, Any]) -> tuple[Path, Path]:
-    """Write report.json and report.md (0600, atomically) into `run_dir`; return their paths.
+                 facts: dict[str, Any], resumed_block: dict[str, Any] | None = None,
+                 latest: bool = True) -> tuple[Path, Path]:
+    """Write the run's own report.json and report.md (0600, atomically) under `run_dir/runs/`, and, when
+    `latest`, the same as `run_dir`'s report (what `migrate report` shows); return the paths written last.
 
-    `run` is `RunResult.as_dict()`, `probe` is `ProbeResult.as_dict()` (None when no probe ran)."""
+    `run` is `RunResult.as_dict()`, `probe` is `ProbeResult.as_dict()` (None when no probe ran);
+    `resumed_block`: the write block an earlier run of the same attempt took (see `resumed_gap`)."""
     run_dir = ensure_private_dir(Path(run_dir))
-    json_path, md_path = run_dir / JSON_NAME, run_dir / MD_NAME
-    report = {
+    own = ensure_private_dir(run_dir / "runs" / f"{workflow}-{run.get('run_id')}")
+    paths = [(own / JSON_NAME, own / MD_NAME)] + ([(run_dir / JSON_NAME, run_dir / MD_NAME)] if latest else [])
+    for json_path, md_path in paths:
+        report = _report(workflow, run, probe, facts, resumed_block, json_path, md_path)
+        write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
+        write_atomic(md_path, render_markdown(report))
+    return paths[-1]
+
+
+def _report(workflow: str, run: dict[str, Any], probe: dict[str, Any] | None, facts: dict[str, Any],
+            resumed_block: dict[str, Any] | None, json_path: Path, md_path: Path) -> dict[str, Any]:
+    return {
         "workflow": workflow,
         "run_id": run.get("run_id"),
         "generated_at": now_iso(),
         "status": run.get("status"),
         "duration_s": run.get("duration_s"),
         "steps": run.get("steps", []),
-        "write_downtime": write_downtime(probe),
+        "write_downtime": write_downtime(probe, resumed_block),
         "probe": probe,
         "facts": log.redact_value("facts", facts),
         "files": {"json": str(json_path), "markdown": str(md_path)},
     }
-    write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
-    write_atomic(md_path, render_markdown(report))
-    return json_path, md_path
 
 
 def load_report(run_dir: Path) -> dict[str, Any]:
@@ -55,18 +65,47 @@ def load_report(run_dir: Path) -> dict[str, Any]:
     return report
 
 
-def write_downtime(probe: dict[str, Any] | None) -> dict[str, Any]:
-    """The report's downtime section, from the probe's result alone."""
+def resumed_gap(blocked_at: float | None, repointed_at: float | None, run_started_at: float,
+                first_ack_at: float | None) -> dict[str, Any] | None:
+    """The write gap a resumed run's probe cannot see: writes were blocked by an earlier run of the attempt,
+    and stayed blocked until that run repointed the application or, when it did not, until this run's probe
+    first wrote. None when the block was taken in this run (the probe saw all of it)."""
+    if blocked_at is None or blocked_at >= run_started_at:
+        return None
+    if repointed_at is not None and repointed_at < run_started_at:
+        end, how = repointed_at, "until the earlier run repointed the application (at least)"
+    elif first_ack_at is not None:
+        end, how = first_ack_at, "until this run's probe wrote again"
+    else:
+        return {"ms": None, "from": _wall_iso(blocked_at), "to": None,
+                "how": "writes blocked by an earlier run and not acknowledged since"}
+    return {"ms": round((end - blocked_at) * 1000, 1), "from": _wall_iso(blocked_at), "to": _wall_iso(end),
+            "how": f"blocked by an earlier run of this attempt, {how}"}
+
+
+def _wall_iso(wall: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_downtime(probe: dict[str, Any] | None, resumed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report's downtime section, from the probe's result and, for a resumed run, the earlier block."""
     if probe is None:
         return {"measured": False, "longest_gap_ms": None, "from": None, "to": None, "failed_attempts": None,
                 "acknowledged": None, "lost_acknowledged_writes": None,
-                "every_acknowledged_write_on_new_primary": None, "probe_rate": None, "ended_acknowledging": None}
+                "every_acknowledged_write_on_new_primary": None, "probe_rate": None, "ended_acknowledging": None,
+                "resumed_from_block": resumed}
     lost = probe.get("lost_count")
+    longest, gap_from, gap_to = probe["max_gap_ms"], probe["max_gap_started_at"], probe["max_gap_ended_at"]
+    if resumed and resumed["ms"] is not None and resumed["ms"] > longest:
+        longest, gap_from, gap_to = resumed["ms"], resumed["from"], resumed["to"]
     return {
         "measured": True,
-        "longest_gap_ms": probe["max_gap_ms"],
-        "from": probe["max_gap_started_at"],
-        "to": probe["max_gap_ended_at"],
+        "longest_gap_ms": longest,
+        "from": gap_from,
+        "to": gap_to,
+        "resumed_from_block": resumed,
         "failed_attempts": probe["failed"],
         "acknowledged": probe["acknowledged"],
         "lost_acknowledged_writes": lost,
@@ -139,6 +178,10 @@ def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
         lines.append("- the probe ended acknowledging: writes were succeeding again when it stopped")
     else:
         lines.append("- **the probe ended while writes still failed**: the downtime is at least the gap above")
+    if wd.get("resumed_from_block"):
+        r = wd["resumed_from_block"]
+        lines.append(f"- this run resumed an attempt whose writes were blocked at {r['from']} by an earlier run: "
+                     f"{_num(r['ms'])} ms {r['how']}; the downtime above counts it")
     gaps = probe.get("gaps_over_100ms") or []
     if gaps:
         lines.append("- gaps over 100 ms: " + "; ".join(f"{_num(g['ms'])} ms from {g['from']} to {g['to']}"

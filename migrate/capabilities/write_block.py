@@ -2,8 +2,9 @@
 the application accounts, then kill their sessions (`mysql.rds_kill` on RDS) and wait until the killed
 sessions have left the process list, so no write can land after the final position is taken.
 
-The revoked grants are kept (without any password hash) so they can be given back: to the source on
-rollback, to the new primary at promotion (the REVOKE replicated there too).
+The revoked grants are kept (without any password hash) so they can be given back: to the old primary
+on rollback, to the new primary at promotion (on RDS the REVOKE replicated there too; elsewhere it is kept
+out of the binary log, so a replica that lacks the grants never stops on it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from migrate.adapters.db import DatabaseError, Session
 from migrate.capabilities import grants
 from migrate.capabilities.inspector import Account
+from migrate.capabilities.replication import binlog_off
 from migrate.errors import Refused, StepFailed
 
 
@@ -33,22 +35,24 @@ def revocable(s: Session, accounts: list[Account]) -> list[grants.Grant]:
     return found
 
 
-def revoke(s: Session, held: list[grants.Grant]) -> list[dict]:
+def revoke(s: Session, held: list[grants.Grant], *, log_to_binlog: bool) -> list[dict]:
     """REVOKE the write privileges; returns what was taken, for `give_back`."""
     taken = []
-    for grant in held:
-        privileges = grant.write_privileges()
-        s.run(grant.revoke_sql(privileges))
-        if grant.is_all:  # keep the application able to read while it waits
-            s.run(grant.sql(("SELECT",)))
-        taken.append({"grant": grant.as_dict(), "revoked": list(privileges)})
+    with binlog_off(s, unless=log_to_binlog):
+        for grant in held:
+            privileges = grant.write_privileges()
+            s.run(grant.revoke_sql(privileges))
+            if grant.is_all:  # keep the application able to read while it waits
+                s.run(grant.sql(("SELECT",)))
+            taken.append({"grant": grant.as_dict(), "revoked": list(privileges)})
     return taken
 
 
-def give_back(s: Session, taken: list[dict]) -> int:
-    for item in taken:
-        grant = grants.Grant.from_dict(item["grant"])
-        s.run(grant.sql(tuple(item["revoked"])))
+def give_back(s: Session, taken: list[dict], *, log_to_binlog: bool) -> int:
+    with binlog_off(s, unless=log_to_binlog):
+        for item in taken:
+            grant = grants.Grant.from_dict(item["grant"])
+            s.run(grant.sql(tuple(item["revoked"])))
     return len(taken)
 
 

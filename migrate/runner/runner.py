@@ -3,6 +3,12 @@ resumes after a crash, rolls back before the point of no return.
 
 A step is skipped only when `done()` confirms, on the servers, that its work is there; so a run that
 crashed after doing the work but before saving the state neither repeats nor skips it.
+
+An *attempt* is a workflow from its first run until it ends (done, refused, rolled back). A run after a
+crash or a failure resumes the attempt: its steps' statuses and its facts (`ctx.facts`) carry over. A run
+after an ended attempt starts a new one with no facts: a step never takes another attempt's result for
+its own. In a `linear` workflow (the cutover) a step that a later step of the attempt has already
+followed is not run again: the choreography only moves forward, or rolls back.
 """
 
 from __future__ import annotations
@@ -31,16 +37,30 @@ class RunContext:
     """What a running step may touch besides its own collaborators: the run's small persisted data,
     progress reporting, and cancel hooks the runner calls when the step overruns its timeout."""
 
-    def __init__(self, runner: Runner, data: dict[str, Any]):
+    def __init__(self, runner: Runner, data: dict[str, Any], facts: dict[str, Any]):
         self._runner = runner
-        self.data = data  # persisted in state.json after every step; never put a secret here
+        self.data = data  # the migration's data, persisted in state.json after every step; never a secret
+        self.facts = facts  # this attempt's own facts (a final position, saved grants): gone with the attempt
         self._cancel_hooks: list[Callable[[], None]] = []
         self._progress = Progress()
         self.cancelled = threading.Event()
 
     def save(self) -> None:
-        """Persist `data` now (for a value that must survive a crash in the middle of a step)."""
+        """Persist `data` and `facts` now (for a value that must survive a crash in the middle of a step)."""
         self._runner.save()
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The whole run state (its `data` holds the migration's phase record)."""
+        return self._runner.state
+
+    @property
+    def attempt(self) -> str:
+        return self._runner.attempt
+
+    @property
+    def run_id(self) -> str:
+        return self._runner.run_id
 
     def on_cancel(self, hook: Callable[[], None]) -> None:
         self._cancel_hooks.append(hook)
@@ -86,6 +106,13 @@ class Step(ABC):
         """Undo the step; a sentence of what was undone, or None when there is nothing to undo."""
         return None
 
+    def skipped(self, ctx: RunContext) -> None:  # noqa: B027 - most steps keep no record of their own
+        """Called when the step is found done instead of run: bring the run's record up to date."""
+
+
+RESUMABLE = ("running", "failed", "rollback_failed")
+STARTED = ("running", "done", "failed")
+
 
 @dataclass
 class StepOutcome:
@@ -103,9 +130,10 @@ class RunResult:
     status: str  # done | rolled_back
     steps: list[StepOutcome] = field(default_factory=list)
     duration_s: float = 0.0
+    attempt: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"workflow": self.workflow, "run_id": self.run_id, "status": self.status,
+        return {"workflow": self.workflow, "run_id": self.run_id, "attempt": self.attempt, "status": self.status,
                 "duration_s": round(self.duration_s, 3),
                 "steps": [{"name": s.name, "status": s.status, "duration_s": round(s.duration_s, 3),
                            "message": s.message} for s in self.steps]}
@@ -115,10 +143,14 @@ class Runner:
     """Runs `steps` of `workflow` against the run directory `store`, holding its lock throughout.
 
     `rollback_on_failure`: the cutover rolls back on failure; `start` stops and is resumed instead.
+    `guard(state)` runs under the lock before anything else and may refuse (or note the phase in the state);
+    `on_done(ctx)` runs before the run is recorded as done; `linear`: see the module's docstring.
     """
 
     def __init__(self, store: Store, workflow: str, steps: Sequence[Step], *, rollback_on_failure: bool,
-                 resume_hint: str | None = None):
+                 resume_hint: str | None = None, undo_hint: str | None = None, linear: bool = False,
+                 guard: Callable[[dict[str, Any]], None] | None = None,
+                 on_done: Callable[[RunContext], None] | None = None):
         names = [s.name for s in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step names in {workflow}: {names}")
@@ -127,7 +159,12 @@ class Runner:
         self.steps = list(steps)
         self.rollback_on_failure = rollback_on_failure
         self.resume_hint = resume_hint
+        self.undo_hint = undo_hint
+        self.linear = linear
+        self.guard = guard
+        self.on_done = on_done
         self.run_id = uuid.uuid4().hex[:12]
+        self.attempt = self.run_id
         self.current: str | None = None
         self.state: dict[str, Any] = {}
         self.log = log.get(workflow=workflow, run_id=self.run_id)
@@ -149,32 +186,43 @@ class Runner:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        self.store.acquire(command_line())
-        try:
+        with self.store.locked(command_line()):
             return self._run_locked()
-        finally:
-            self.store.release()
 
-    def _run_locked(self) -> RunResult:
+    def _begin(self, *, resume_only: bool = False) -> tuple[RunContext, bool]:
+        """Load the state and open this run's record: the attempt it resumes, or a new one."""
         self.state = self.store.load_state()
         self.state.setdefault("runs", {})
         self.state.setdefault("data", {})
+        if self.guard:
+            self.guard(self.state)
         previous = self.state["runs"].get(self.workflow, {})
-        resumed = previous.get("status") in ("running", "failed")
+        resumed = previous.get("status") in RESUMABLE
+        if resume_only and not resumed:
+            raise Refused(f"no {self.workflow} in progress to undo (its last run ended "
+                          f"{previous.get('status') or 'never'})")
+        self.attempt = (previous.get("attempt") or previous.get("run_id")) if resumed else self.run_id
         self.state["runs"][self.workflow] = {
-            "run_id": self.run_id, "status": "running", "started_at": now_iso(),
-            "steps": {n: v for n, v in previous.get("steps", {}).items()}, "resumed_from": previous.get("run_id"),
+            "run_id": self.run_id, "attempt": self.attempt, "status": "running", "started_at": now_iso(),
+            "steps": dict(previous.get("steps", {})) if resumed else {},
+            "facts": previous.get("facts", {}) if resumed else {},
+            "resumed_from": previous.get("run_id") if resumed else None,
         }
         self.save()
-        self._journal("run_started", steps=[s.name for s in self.steps], resumed=resumed)
-        ctx = RunContext(self, self.state["data"])
+        return RunContext(self, self.state["data"], self._run["facts"]), resumed
+
+    def _run_locked(self) -> RunResult:
+        ctx, resumed = self._begin()
+        self._journal("run_started", steps=[s.name for s in self.steps], resumed=resumed, attempt=self.attempt)
         started = time.monotonic()
-        result = RunResult(self.workflow, self.run_id, "running")
+        result = RunResult(self.workflow, self.run_id, "running", attempt=self.attempt)
         for step in self.steps:
             outcome = self._one_step(step, ctx)
             result.steps.append(outcome)
             if outcome.status == "failed":
                 return self._fail(step, outcome, result, ctx, started)
+        if self.on_done:
+            self.on_done(ctx)
         result.status = "done"
         result.duration_s = time.monotonic() - started
         self._run["status"] = "done"
@@ -183,16 +231,52 @@ class Runner:
         self._journal("run_done", duration_s=round(result.duration_s, 3))
         return result
 
+    def undo(self) -> RunResult:
+        """Roll back the attempt in progress (one that died or failed before its point of no return) without
+        running any step of it: what `migrate rollback` does with a cutover that died in its middle."""
+        with self.store.locked(command_line()):
+            ctx, _ = self._begin(resume_only=True)
+            self._run["status"] = "rolling_back"
+            self.save()
+            self._journal("undo_started", attempt=self.attempt)
+            started = time.monotonic()
+            begun = [s for s in self.steps if self._run["steps"].get(s.name, {}).get("status") in STARTED]
+            result = RunResult(self.workflow, self.run_id, "rolled_back", attempt=self.attempt)
+            complete = self._rollback(begun[-1], ctx) if begun else True
+            result.duration_s = time.monotonic() - started
+            result.steps = [StepOutcome(s.name, self._run["steps"].get(s.name, {}).get("status", "not_run"), 0.0,
+                                        self._run["steps"].get(s.name, {}).get("rollback_message", ""))
+                            for s in self.steps]
+            result.status = "rolled_back" if complete else "rollback_failed"
+            self._run["status"] = result.status
+            self._run["finished_at"] = now_iso()
+            self.save()
+            self._journal("run_rolled_back" if complete else "run_failed", attempt=self.attempt, undo=True)
+            if not complete:
+                raise StepFailed(f"{self.workflow}: undoing run {self.attempt} did not complete; see the journal for "
+                                 "the step that could not be undone",
+                                 hint=self.undo_hint or f"fix what the journal ({self.store.journal_path}) names, "
+                                                        "then run the same command again")
+            return result
+
+    def _later_step_began(self, step: Step) -> bool:
+        later = self.steps[self.steps.index(step) + 1:]
+        return any(self._run["steps"].get(s.name, {}).get("status") in STARTED for s in later)
+
     def _one_step(self, step: Step, ctx: RunContext) -> StepOutcome:
         self.current = step.name
-        try:
-            already = step.done(ctx)
-        except MigrateError as exc:
-            self.log.warning("could not check whether the step is done; running it", step=step.name,
-                             reason=str(exc))
-            already = False
-        if already:
+        if self.linear and self._later_step_began(step):
+            already, message = True, "done earlier in this attempt (a later step has begun); not repeated"
+        else:
             message = "already done (checked on the servers); skipped"
+            try:
+                already = step.done(ctx)
+            except MigrateError as exc:
+                self.log.warning("could not check whether the step is done; running it", step=step.name,
+                                 reason=str(exc))
+                already = False
+        if already:
+            step.skipped(ctx)
             self._set_step(step.name, status="done", message=message, skipped_at=now_iso())
             self._journal("step_skipped", step=step.name, message=message)
             self.log.info(message, step=step.name)
@@ -285,8 +369,8 @@ class Runner:
             self._journal("run_failed", failed_step=step.name, error=outcome.message, rollback="incomplete")
             raise StepFailed(f"{self.workflow}: step {step.name} failed ({outcome.message}) and the rollback "
                              "did not complete; see the journal for the step that could not be undone",
-                             hint=f"undo by hand what the journal ({self.store.journal_path}) lists as "
-                                  "rollback_failed; every other step was undone")
+                             hint=self.undo_hint or f"undo by hand what the journal ({self.store.journal_path}) "
+                                                    "lists as rollback_failed; every other step was undone")
         self._journal("run_rolled_back", failed_step=step.name, error=outcome.message)
         raise RolledBack(f"{self.workflow}: step {step.name} failed: {outcome.message}; everything before it "
                          "was rolled back and the source is as it was",

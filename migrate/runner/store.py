@@ -5,11 +5,13 @@ Directory 0700, files 0600. Nothing secret is ever written here: values pass thr
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,40 @@ class Store:
                                  "since": now_iso()}).encode())
         os.fsync(fd)
         self._lock_fd = fd
+
+    @property
+    def holds_lock(self) -> bool:
+        return self._lock_fd is not None
+
+    @contextlib.contextmanager
+    def locked(self, command: str | None = None) -> Iterator[Store]:
+        """Hold the run lock for a block (a command that decides, then runs a workflow, under one lock)."""
+        if self.holds_lock:
+            yield self
+            return
+        self.acquire(command or command_line())
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def holder_alive(self) -> bool | None:
+        """Whether a live process holds the lock now: None when nobody does (a dead holder frees it)."""
+        if self.holds_lock:
+            return True
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
 
     def lock_holder(self) -> dict[str, Any] | None:
         try:

@@ -15,11 +15,11 @@ from migrate.adapters.db import Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, events, inspector, probe, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
+from migrate.capabilities.migration import Migration
 from migrate.capabilities.seed import logical, physical, rds_replica
 from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.errors import MigrateError, Refused, StepFailed
 from migrate.runner import RunContext, Step
-from migrate.workflows.context import Migration
 
 MIN_RETENTION_HOURS = 24
 
@@ -38,13 +38,29 @@ def app_accounts(source: Session, m: Migration) -> list[Account]:
     return found
 
 
+def probe_writers(source: Session, m: Migration) -> list[Account]:
+    """The accounts that write the probe's rows: the application accounts and whatever account probe.user names."""
+    users = list(m.pb.cutover.app_users)
+    extra = m.pb.probe.user if m.pb.probe.enabled and m.pb.probe.user not in users else None
+    found = app_accounts(source, m)
+    if extra:
+        probe_accounts = inspector.accounts_of(source, [extra])
+        if not probe_accounts:
+            raise Refused(f"probe.user {extra} does not exist on the source",
+                          hint="set probe.user to an application account (or leave it unset: the first of "
+                               "cutover.app_users is used)")
+        found += probe_accounts
+    return found
+
+
 class PrepareSource(MigrationStep):
     name = "prepare_source"
     timeout_s = 60.0
 
     def describe(self) -> str:
         return (f"on the source: binlog retention >= {MIN_RETENTION_HOURS} h (RDS), the tool's schema "
-                f"{TOOL_SCHEMA} with the probe table, INSERT/SELECT on it for the application accounts")
+                f"{TOOL_SCHEMA} with the probe table, INSERT/SELECT on it for the application accounts and the "
+                "probe's account")
 
     def _retention(self, s: Session) -> int | None:
         rows = s.run(s.dialect.show_rds_configuration())
@@ -57,7 +73,7 @@ class PrepareSource(MigrationStep):
                 return False
             if not inspector.table_exists(s, TOOL_SCHEMA, probe.PROBE_TABLE):
                 return False
-            return all(inspector.has_grant_on(s, a, TOOL_SCHEMA) for a in app_accounts(s, self.m))
+            return all(inspector.has_grant_on(s, a, TOOL_SCHEMA) for a in probe_writers(s, self.m))
 
     def run(self, ctx: RunContext) -> str:
         said = []
@@ -69,9 +85,10 @@ class PrepareSource(MigrationStep):
                     said.append(f"binlog retention raised from {hours or 'NULL (purge at once)'} to "
                                 f"{MIN_RETENTION_HOURS} h so the binlogs the replica needs stay")
             probe.ensure_probe_table(s)
-            for account in app_accounts(s, self.m):
+            writers = probe_writers(s, self.m)
+            for account in writers:
                 probe.grant_probe(s, account.user, account.host)
-        said.append(f"schema {TOOL_SCHEMA} ready; the application accounts may write the probe's rows there")
+        said.append(f"schema {TOOL_SCHEMA} ready; {', '.join(map(str, writers))} may write the probe's rows there")
         return "; ".join(said)
 
 
@@ -126,6 +143,7 @@ class Seed(MigrationStep):
 
     def run(self, ctx: RunContext) -> str:
         ctx.data.pop("seed", None)
+        ctx.data.pop("replication", None)  # a new snapshot: replication starts from its coordinates
         ctx.save()
         with self.m.source() as s:
             schemas = self._schemas(s)
@@ -136,6 +154,8 @@ class Seed(MigrationStep):
             global_lock = inspector.can_take_global_read_lock(s, rds=self.m.pb.source.kind == "rds")
             source_dialect = s.dialect
             source_events = inspector.events(s, schemas)
+        ctx.data["seed_started"] = schemas  # from here on the target holds this seed's schemas, whole or not
+        ctx.save()
         with self.m.target() as t:  # a resumed seed starts from a clean slate
             t.run(t.dialect.set_sql_log_bin(False))
             for schema in schemas:
@@ -373,12 +393,12 @@ class CarryAccounts(MigrationStep):
     timeout_s = 300.0
 
     def describe(self) -> str:
-        return ("recreate on the target the application accounts and the DEFINER accounts of triggers, routines, "
-                "views and events, with their grants (binary logging off)")
+        return ("recreate on the target the application accounts (and the probe's), and the DEFINER accounts of "
+                "triggers, routines, views and events, with their grants (binary logging off)")
 
     def _wanted(self, s: Session, ctx: RunContext) -> list[Account]:
         schemas = ctx.data.get("seed", {}).get("schemas") or inspector.schemas_to_copy(s, self.m.pb.seed.databases)
-        found = {*app_accounts(s, self.m), *inspector.definers(s, schemas)}
+        found = {*probe_writers(s, self.m), *inspector.definers(s, schemas)}
         return sorted((a for a in found if a.user not in inspector.SERVICE_ACCOUNTS), key=lambda a: (a.user, a.host))
 
     def done(self, ctx: RunContext) -> bool:
@@ -425,34 +445,40 @@ class StartReplication(MigrationStep):
     start_timeout_s = 30.0
 
     def describe(self) -> str:
-        host, port = self.m.source_host_for_target
-        return f"make the target a replica of {host}:{port} from the snapshot's coordinates, start it, wait for both threads"
+        link = self.m.forward_link
+        return (f"make the target a replica of {link.host}:{link.port} from the snapshot's coordinates (or start it "
+                "again where it stopped, once configured), wait for both threads")
+
+    def _replicates_from_source(self, status) -> bool:
+        link = self.m.forward_link
+        return status.configured and (status.source_host, status.source_port) == (link.host, link.port)
 
     def done(self, ctx: RunContext) -> bool:
         with self.m.target() as t:
             status = replication.read_status(t)
-        host, port = self.m.source_host_for_target
-        return status.configured and status.healthy and status.source_port == port and status.source_host == host
+        return self._replicates_from_source(status) and status.healthy
 
     def run(self, ctx: RunContext) -> str:
-        seed = ctx.data["seed"]
-        position = BinlogPosition(seed["file"], seed["pos"], seed.get("gtid"))
-        host, port = self.m.source_host_for_target
+        link = self.m.forward_link
         with self.m.target() as t:
-            replication.stop_and_forget(t)
-            how = replication.configure(t, host=host, port=port, user=self.m.pb.replication.user,
-                                        password=self.m.replication_password, position=position,
-                                        mode=self.m.pb.replication.mode,
-                                        tls=self.m.pb.source.tls.mode != "disabled",
-                                        ca_file=str(self.m.pb.source.tls.ca_file) if self.m.pb.source.tls.ca_file else None)
-            t.run(t.dialect.start_replica())
+            status = replication.read_status(t)
+            if ctx.data.get("replication") and self._replicates_from_source(status):
+                # Configured from this seed by an earlier run: it goes on from where it has applied, never from
+                # the snapshot again (that would replay, or overwrite, what it applied since).
+                replication.start(t)
+                how = f"{ctx.data['replication']['how']}; started again where it had stopped"
+            else:
+                seed = ctx.data["seed"]
+                replication.forget(t)
+                how = replication.configure(t, link, BinlogPosition(seed["file"], seed["pos"], seed.get("gtid")))
+                ctx.data["replication"] = {"how": how}
+                replication.start(t)
             status = replication.wait_running(t, self.start_timeout_s)
             made_read_only = not t.variable("read_only")
             if made_read_only:  # nothing but replication may write to the replica
                 for stmt in t.dialect.set_read_only(True):
                     t.run(stmt)
-        ctx.data["replication"] = {"how": how}
-        return (f"target replicates from {host}:{port} ({how}); both threads running, "
+        return (f"target replicates from {link.host}:{link.port} ({how}); both threads running, "
                 f"{status.seconds_behind if status.seconds_behind is not None else '?'} s behind; read_only "
                 + ("switched ON" if made_read_only else "stays ON"))
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from migrate.capabilities import replication
+from migrate.capabilities.migration import Migration
 from migrate.errors import NeedsHuman, Refused
 from migrate.playbook import load
 from migrate.sandbox import sandbox
-from migrate.workflows import cutover, plan, start
-from migrate.workflows.context import Migration
+from migrate.workflows import plan, start, switch
 
 CATCH_UP_TIMEOUT_S = 300
 
@@ -37,7 +37,7 @@ def run(directory: Path, *, rows: int | None = None, say: Callable[[str], None] 
     say("demo: waiting until the replica has caught up")
     caught_up_s = wait_caught_up(m, CATCH_UP_TIMEOUT_S)
     say("demo: migrate cutover --yes, with the probe writing through HAProxy")
-    result = cutover.run(m)
+    result = switch.run(m, "cutover")
     return {"sandbox": str(directory), "playbook": str(sb.playbook_path), "plan": checked["verdict"],
             "start": started.as_dict(),
             "caught_up_s": round(caught_up_s, 2), **result}

@@ -11,6 +11,7 @@ from typing import Any
 from migrate.adapters.db import connect
 from migrate.capabilities import host_inspector, inspector, rds_inspector
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
+from migrate.capabilities.migration import Migration
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.checks import cutover as cutover_checks
@@ -21,9 +22,7 @@ from migrate.checks import target as target_checks
 from migrate.checks.facts import PlanFacts, SourceFacts, TargetFacts
 from migrate.errors import MigrateError
 from migrate.estimates import estimate
-from migrate.steps import cutover as cutover_steps
 from migrate.steps import start as start_steps
-from migrate.workflows.context import Migration
 
 
 def run(m: Migration, *, allow_nonempty_target: bool = False) -> dict[str, Any]:
@@ -106,7 +105,7 @@ def _repoint(m: Migration) -> tuple[bool, str]:
 def _probe(m: Migration) -> tuple[bool, str] | None:
     if not m.pb.probe.enabled:
         return None
-    from migrate.workflows.cutover import app_endpoint
+    from migrate.workflows.switch import app_endpoint
 
     try:
         ep = app_endpoint(m)()
@@ -123,10 +122,10 @@ def _probe(m: Migration) -> tuple[bool, str] | None:
 def _plan(m: Migration, facts: PlanFacts) -> dict[str, Any]:
     seed = _seed_choice(m, facts)
     start = [{"step": s.name, "does": s.describe()} for s in start_steps.steps(m)]
+    from migrate.workflows import switch
+
     try:
-        repointer = for_playbook(m.pb.cutover.repoint)
-        cutover = [{"step": s.name, "does": s.describe(), "point_of_no_return": s.point_of_no_return}
-                   for s in cutover_steps.steps(m, repointer, lambda: None)]
+        cutover = [{k: s[k] for k in ("step", "does", "point_of_no_return")} for s in switch.plan(m, "cutover")]
     except MigrateError as exc:
         cutover = [{"step": "repoint", "does": f"cannot be planned: {exc.message}", "point_of_no_return": True}]
     return {"seed": seed, "start": start, "cutover": cutover}

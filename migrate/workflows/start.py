@@ -3,11 +3,13 @@ the run (nothing is undone: a seed is expensive), and rerunning continues from t
 
 from __future__ import annotations
 
-from migrate.capabilities import report
+from typing import Any
+
+from migrate.capabilities import inspector, phase, report
+from migrate.capabilities.migration import Migration
 from migrate.errors import Refused
 from migrate.runner import Runner, RunResult
 from migrate.steps import start as start_steps
-from migrate.workflows.context import Migration
 
 
 def refuse_impossible(m: Migration) -> None:
@@ -24,9 +26,36 @@ def refuse_impossible(m: Migration) -> None:
                       hint="use seed.consistency: lock or auto")
 
 
-def run(m: Migration) -> RunResult:
+def guard(m: Migration, allow_nonempty_target: bool):
+    """Checked under the run lock before any step: the phase allows `start`, and a target that holds data
+    of its own is not overwritten unless the user said so. Then the phase says "seeding"."""
+
+    def check(state: dict[str, Any]) -> None:
+        now = phase.read(state)
+        phase.check_start(now, m.path)
+        data = state.get("data", {})
+        if not (data.get("seed_started") or data.get("seed")) and not allow_nonempty_target:
+            with m.target() as t:
+                schemas = [s for s in inspector.user_schemas(t) if s != inspector.TOOL_SCHEMA]
+            if schemas:
+                raise Refused(f"the target is not empty: it holds the database(s) {', '.join(schemas)}; the seed "
+                              "would replace the ones the source also has and leave the rest beside them",
+                              hint="point target at an empty server, drop them, or pass --allow-nonempty-target "
+                                   "if they are meant to be there")
+        if now.phase == "new":
+            phase.write(state, phase.Phase("seeding"), why="migrate start")
+
+    return check
+
+
+def _replicating(ctx) -> None:
+    phase.write(ctx.state, phase.Phase("replicating"), why="migrate start done")
+
+
+def run(m: Migration, *, allow_nonempty_target: bool = False) -> RunResult:
     refuse_impossible(m)
     runner = Runner(m.store, "start", start_steps.steps(m), rollback_on_failure=False,
+                    guard=guard(m, allow_nonempty_target), on_done=_replicating,
                     resume_hint="fix the cause, then rerun `migrate start`: it resumes from the step that failed")
     try:
         result = runner.run()

@@ -1,29 +1,85 @@
-"""`migrate status`: where the runs are, and the replica's health and lag, read fresh from the servers."""
+"""`migrate status`: where the migration stands (its phase, whether writes are blocked, whether a run is alive
+or died), and the replica's health and lag read fresh from the servers, checked against the record."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from migrate.capabilities import replication
+from migrate.capabilities import phase, replication
+from migrate.capabilities.migration import Migration
+from migrate.capabilities.repoint import for_playbook
 from migrate.errors import MigrateError
-from migrate.workflows.context import Migration
+
+FOLLOWS_TARGET = ("cut_over", "rolling_back")  # phases in which the source replicates from the target
 
 
 def read(m: Migration) -> dict[str, Any]:
     state = m.store.load_state()
-    runs = {name: {"status": r.get("status"), "started_at": r.get("started_at"), "finished_at": r.get("finished_at"),
-                   "steps": {n: v.get("status") for n, v in r.get("steps", {}).items()}}
-            for name, r in state.get("runs", {}).items()}
-    out: dict[str, Any] = {"name": m.pb.name, "runs": runs, "lock_holder": m.store.lock_holder() or None}
+    now = phase.read(state)
+    alive = m.store.holder_alive()
+    holder = m.store.lock_holder() if alive else None
+    runs = {}
+    for name, r in state.get("runs", {}).items():
+        status = r.get("status")
+        if status == "running" and not alive:
+            status = "died (no process holds the run lock)"
+        runs[name] = {"status": status, "attempt": r.get("attempt"), "started_at": r.get("started_at"),
+                      "finished_at": r.get("finished_at"),
+                      "steps": {n: v.get("status") for n, v in r.get("steps", {}).items()}}
+    out: dict[str, Any] = {"name": m.pb.name, "phase": now.phase, "phase_record": now.as_dict(),
+                           "says": phase.sentence(now), "writes_blocked": now.writes_blocked,
+                           "next": next_command(now, m.path, alive=bool(alive)), "runs": runs, "lock_holder": holder}
+    out["warnings"] = []
     try:
-        with m.source() as s, m.target() as t:
-            status = replication.read_status(t)
-            out["replication"] = _status_dict(status)
-            out["lag"] = replication.measure_lag(s, status).as_dict() if status.configured else None
-            out["target_read_only"] = bool(t.variable("read_only"))
+        out["application_endpoint"] = _endpoint_check(m, now, out["warnings"])
+        primary, replica = ("target", "source") if now.phase in FOLLOWS_TARGET else ("source", "target")
+        with m.server(primary).session() as p, m.server(replica).session() as r:
+            status = replication.read_status(r)
+            out["replication"] = {"replica": replica, "from": primary, **_status_dict(status)}
+            out["lag"] = replication.measure_lag(p, status).as_dict() if status.configured else None
+            out[f"{replica}_read_only"] = None if m.server(replica).rds else bool(r.variable("read_only"))
+        if now.phase in ("cut_over", "rolled_back") and not status.healthy:
+            direction = "reverse" if now.phase == "cut_over" else "forward"
+            out["warnings"].append(f"{direction} replication ({replica} from {primary}) is not running: there is "
+                                   "no way back without it" if direction == "reverse" else
+                                   f"{direction} replication ({replica} from {primary}) is not running")
     except MigrateError as exc:
         out["error"] = str(exc)
     return out
+
+
+def next_command(p: phase.Phase, path: str, *, alive: bool) -> str:
+    pb = f"-p {path}"
+    if alive and p.phase in ("seeding", "cutting_over", "rolling_back"):
+        return "a run is in progress: wait for it (its progress is in the journal and the log)"
+    return {
+        "new": f"migrate plan {pb}, then migrate start {pb}",
+        "seeding": f"migrate start {pb} (it resumes)",
+        "replicating": f"migrate cutover {pb} once caught up",
+        "cutting_over": (f"migrate cutover {pb} to finish it, or migrate rollback {pb} to undo it"
+                         if p.app_on == "source" else f"migrate cutover {pb} to finish it"),
+        "cut_over": f"migrate rollback {pb} to go back to the source, if needed",
+        "rolling_back": (f"migrate rollback {pb} to finish it, or migrate cutover {pb} to undo it"
+                         if p.app_on == "target" else f"migrate rollback {pb} to finish it"),
+        "rolled_back": f"migrate cutover {pb} when ready",
+    }[p.phase]
+
+
+def _endpoint_check(m: Migration, p: phase.Phase, warnings: list[str]) -> str | None:
+    """Where the repointer says the application points, checked against the record."""
+    try:
+        now = for_playbook(m.pb.cutover.repoint).current()
+    except MigrateError as exc:
+        warnings.append(f"cannot read where the application points: {exc.message}")
+        return None
+    if now is None:
+        return None  # a command repoint cannot be read back
+    names = {m.server(n).address: n for n in ("source", "target")}
+    at = names.get(tuple(now))
+    if at is not None and at != p.app_on:
+        warnings.append(f"the application endpoint leads to the {at}, but the record says the {p.app_on}: "
+                        "something else moved it; check before any switch")
+    return f"{now[0]}:{now[1]}" + (f" ({at})" if at else " (neither source nor target)")
 
 
 def _status_dict(st) -> dict[str, Any]:

@@ -16,12 +16,12 @@ import pytest
 
 from migrate.adapters.db import DatabaseError
 from migrate.capabilities import replication
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import start
-from migrate.workflows.context import Migration
 from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
 
 SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 from migrate.capabilities import replication
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import start
-from migrate.workflows.context import Migration
 from tests.helpers import endpoint_as, fingerprint, run_migrate, write_playbook
 
 

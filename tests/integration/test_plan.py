@@ -10,6 +10,7 @@ import pytest
 
 from migrate.adapters import aws as aws_adapter
 from migrate.adapters.db import quote_ident
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox.aws import PARAMETER_GROUP
@@ -17,7 +18,6 @@ from migrate.sandbox.mariadb import MariaDBServer
 from migrate.sandbox.procs import free_port
 from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import plan
-from migrate.workflows.context import Migration
 from tests.helpers import endpoint_as, run_migrate, write_playbook
 
 FAST = {"estimates": {"binlog_sample_s": 0.2}}

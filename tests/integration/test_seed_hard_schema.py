@@ -9,11 +9,11 @@ import json
 import pytest
 
 from migrate.capabilities import replication
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.sample_data import OWNER_PRIVILEGES
 from migrate.workflows import demo
-from migrate.workflows.context import Migration
 from tests import hard_schema
 from tests.helpers import endpoint_as, fingerprint, open_session, write_playbook
 

@@ -94,7 +94,7 @@ def test_status_shows_health_and_lag(own_sandbox):
 def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_password_is_wrong(own_sandbox):
     sb = own_sandbox
     with sb.target.root() as t:
-        replication.stop_and_forget(t)
+        replication.forget(t)
     (sb.dir / "wrong.pw").write_text("not-the-password\n")
     (sb.dir / "wrong.pw").chmod(0o600)
     playbook = write_playbook(sb.dir / "pb-mysqldump.yml", sb.dir / "pb-wrong.yml",

@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import demo
-from migrate.workflows.context import Migration
 from tests.helpers import ROOT, endpoint_as, fingerprint, run_migrate
 
 ROWS = 300_000

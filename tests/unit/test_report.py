@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from migrate.capabilities.report import load_report, summary, write_report
+from migrate.capabilities.report import load_report, resumed_gap, summary, write_downtime, write_report
 from migrate.errors import BadInput
 
 RUN = {"workflow": "cutover", "run_id": "a1b2c3d4e5f6", "status": "done", "duration_s": 12.345,
@@ -46,7 +46,7 @@ def test_report_files_are_private_and_hold_the_measured_downtime(tmp_path):
         "measured": True, "longest_gap_ms": 182.4, "from": "2025-01-01T10:00:10.100Z",
         "to": "2025-01-01T10:00:10.282Z", "failed_attempts": 66, "acknowledged": 1234,
         "lost_acknowledged_writes": 0, "every_acknowledged_write_on_new_primary": True, "probe_rate": 50.0,
-        "ended_acknowledging": True}
+        "ended_acknowledging": True, "resumed_from_block": None}
     assert report["probe"]["attempts"] == 1300
     assert report["facts"]["final_position"] == {"gtid": "0-1-4711"}
 
@@ -110,11 +110,31 @@ def test_without_a_probe_the_downtime_is_not_measured_rather_than_zero(tmp_path)
     assert "Not measured: no write probe ran" in md_path.read_text()
 
 
-def test_a_second_report_replaces_the_first(tmp_path):
+def test_a_second_report_becomes_the_latest_and_each_run_keeps_its_own(tmp_path):
     write_report(tmp_path, workflow="cutover", run=RUN, probe=probe(), facts={})
     write_report(tmp_path, workflow="cutover", run=RUN | {"run_id": "ffffffffffff"}, probe=None, facts={})
     assert load_report(tmp_path)["run_id"] == "ffffffffffff"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "report.md", "runs"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["cutover-a1b2c3d4e5f6", "cutover-ffffffffffff"]
+    assert load_report(tmp_path / "runs" / "cutover-a1b2c3d4e5f6")["run_id"] == "a1b2c3d4e5f6"
+
+
+def test_a_report_that_is_not_the_latest_leaves_the_latest_alone(tmp_path):
+    write_report(tmp_path, workflow="cutover", run=RUN, probe=probe(), facts={})
+    write_report(tmp_path, workflow="cutover", run=RUN | {"run_id": "ffffffffffff", "status": "refused"},
+                 probe=None, facts={}, latest=False)
+    assert load_report(tmp_path)["run_id"] == "a1b2c3d4e5f6"
+    assert load_report(tmp_path / "runs" / "cutover-ffffffffffff")["status"] == "refused"
+
+
+def test_a_resumed_run_counts_the_gap_from_the_earlier_block():
+    gap = resumed_gap(blocked_at=1000.0, repointed_at=None, run_started_at=1010.0, first_ack_at=1016.5)
+    assert gap["ms"] == 16500.0 and "this run's probe" in gap["how"]
+    wd = write_downtime(probe(), gap)
+    assert wd["longest_gap_ms"] == 16500.0 and wd["from"] == gap["from"]
+    earlier_repoint = resumed_gap(blocked_at=1000.0, repointed_at=1000.3, run_started_at=1010.0, first_ack_at=1010.1)
+    assert earlier_repoint["ms"] == 300.0 and "at least" in earlier_repoint["how"]
+    assert resumed_gap(blocked_at=1011.0, repointed_at=None, run_started_at=1010.0, first_ack_at=1012.0) is None
 
 
 def test_asking_for_a_report_before_any_run_made_one_is_bad_input(tmp_path):

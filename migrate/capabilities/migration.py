@@ -1,5 +1,6 @@
-"""What the workflows of one migration share: the playbook (immutable), its resolved endpoints and the
-target host's executor. Kept small on purpose: run state lives in the runner, not here."""
+"""What the steps of one migration share: the playbook (immutable), its resolved endpoints, the two
+servers in their roles, the replication links between them and the hosts' executors. Kept small on
+purpose: run state lives in the runner, not here."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from migrate import secrets
 from migrate.adapters import executor as executors
 from migrate.adapters.db import Endpoint, Session, connect
 from migrate.adapters.dialect import Dialect
+from migrate.capabilities.switch import Link, Server
 from migrate.errors import BadInput
 from migrate.playbook import Playbook, Tls
-from migrate.runner import Store
+from migrate.runner.store import Store
 
 
 @dataclass
 class Migration:
     pb: Playbook
+    path: str = "PLAYBOOK"  # the playbook's path, for the commands a message tells the user to run
     _host: executors.Executor | None = field(default=None, repr=False)
-    _shared: dict[str, Session] = field(default_factory=dict, repr=False)
+    _servers: dict[str, Server] = field(default_factory=dict, repr=False)
     _source_host: executors.Executor | None = field(default=None, repr=False)
 
     @cached_property
@@ -82,19 +85,32 @@ class Migration:
     def target(self, **kw) -> Session:
         return connect(self.target_endpoint(), **kw)
 
-    def shared(self, which: str) -> Session:
-        """One long-lived session per side for time-critical steps (a connect costs milliseconds the
-        application waits for); replaced when it died. Closed by `close()`."""
-        session = self._shared.get(which)
-        if session is not None:
-            try:
-                session.conn.ping(reconnect=False)
-                return session
-            except Exception:  # noqa: BLE001 - a dead session is replaced
-                session.close()
-        session = self.source() if which == "source" else self.target()
-        self._shared[which] = session
-        return session
+    def server(self, name: str) -> Server:
+        """The source or the target as a role-free `Server` (one shared session each, closed by `close()`)."""
+        if name not in self._servers:
+            if name == "source":
+                self._servers[name] = Server("source", self.source_endpoint, self.source_address,
+                                             rds=self.pb.source.kind == "rds")
+            else:
+                t = self.pb.target
+                self._servers[name] = Server("target", self.target_endpoint, (t.host, t.port), rds=False)
+        return self._servers[name]
+
+    @property
+    def forward_link(self) -> Link:
+        """How the target replicates from the source."""
+        host, port = self.source_host_for_target
+        tls = self.pb.source.tls
+        return Link(host, port, self.pb.replication.user, lambda: self.replication_password, tls.mode != "disabled",
+                    str(tls.ca_file) if tls.ca_file else None, self.pb.replication.mode)
+
+    @property
+    def reverse_link(self) -> Link:
+        """How the source replicates from the target once the target is the primary (reverse replication)."""
+        t = self.pb.target
+        return Link(self.pb.replication.target_host or t.host, t.port, self.pb.replication.user,
+                    lambda: self.replication_password, t.tls.mode != "disabled", str(t.tls.ca_file) if t.tls.ca_file else None,
+                    self.pb.replication.mode)
 
     @cached_property
     def source_dialect(self) -> Dialect:
@@ -127,9 +143,8 @@ class Migration:
         if self._source_host is not None:
             self._source_host.close()
             self._source_host = None
-        for session in self._shared.values():
-            session.close()
-        self._shared.clear()
+        for server in self._servers.values():
+            server.close()
         if self._host is not None:
             self._host.close()
             self._host = None

@@ -1,0 +1,501 @@
+"""The switch, as data: the ordered steps that move the application from an old primary to a new one.
+
+gates -> [hook] -> block_writes -> final_position -> promote -> repoint (the point of no return) ->
+post_check -> [the old primary follows the new one]. The cutover runs them source -> target, the rollback
+target -> source. Before the repoint any failure rolls back: the application's grants back on the old
+primary, the new one replicating read-only again, the endpoint where it was.
+
+The facts a step keeps (`ctx.facts`) belong to this switch's attempt: a later attempt starts without them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from migrate.adapters.db import DatabaseError, Session, connect, quote_ident
+from migrate.adapters.dialect import BinlogPosition
+from migrate.capabilities import accounts, events, inspector, phase, replication, write_block
+from migrate.capabilities.inspector import TOOL_SCHEMA
+from migrate.capabilities.switch import Server, Switch
+from migrate.errors import MigrateError, Refused, StepFailed
+from migrate.runner import RunContext, Step
+
+GATE_GRACE_S = 60.0
+SAMPLE_EVERY_S = 0.25
+FOLLOW_START_TIMEOUT_S = 30.0
+
+
+class SwitchStep(Step):
+    def __init__(self, sw: Switch):
+        self.sw = sw
+
+
+def _position(p: dict | None) -> BinlogPosition | None:
+    return BinlogPosition(p["file"], p["pos"], p.get("gtid")) if p else None
+
+
+def _as_dict(p: BinlogPosition) -> dict:
+    return {"file": p.file, "pos": p.pos, "gtid": p.gtid_set}
+
+
+def _toggle_events(s: Session, server: Server, names: list[str], *, enable: bool) -> int:
+    """Enable (on a primary) or disable (on a replica, where they would diverge it) the events the source had
+    enabled, out of the binary log. Never on RDS, whose binary log the master user cannot turn off."""
+    if server.rds:
+        return 0
+    changed = 0
+    with replication.binlog_off(s):
+        for full in names:
+            schema, name = full.split(".", 1)
+            row = s.one("SELECT definer, status FROM information_schema.events WHERE event_schema = %s AND "
+                        "event_name = %s", (schema, name))
+            if row and (row["status"] == "ENABLED") != enable:
+                events.set_enabled(s, schema, name, row["definer"], enable)
+                changed += 1
+    return changed
+
+
+def _reached(replica: Session, final: BinlogPosition, timeout_s: float) -> str:
+    d = replica.dialect
+    if final.gtid_set:
+        return d.wait_outcome("gtid", replica.value(d.wait_for_gtid(final.gtid_set, timeout_s)))
+    return d.wait_outcome("position", replica.value(d.wait_for_position(final.file, final.pos, timeout_s)))
+
+
+class Gates(SwitchStep):
+    """Checked before anything changes: the new primary replicates from the old one, healthy and caught up
+    within max_lag_s continuously, and the probe acknowledges writes through the application endpoint."""
+
+    name = "gates"
+    changes_nothing = True
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.timeout_s = sw.stable_for_s + GATE_GRACE_S + 15
+
+    def describe(self) -> str:
+        sw = self.sw
+        probe = "; the probe acknowledged writes through the application endpoint throughout" if sw.probe_gate else ""
+        return (f"check, changing nothing: {sw.new.name} replicates from {sw.old.name}, healthy, and every position "
+                f"sampled on {sw.old.name} is applied on {sw.new.name} within {sw.max_lag_s:g} s, continuously for "
+                f"{sw.stable_for_s:g} s{probe}")
+
+    def done(self, ctx: RunContext) -> bool:
+        return False  # taken fresh on every attempt: a gate passed an hour ago says nothing now
+
+    def run(self, ctx: RunContext) -> str:
+        sw = self.sw
+        ctx.on_cancel(sw.close)
+        old, new = sw.old.shared(), sw.new.shared()  # kept open for the steps after
+        self._static_checks(old, new)
+        deadline = time.monotonic() + sw.stable_for_s + GATE_GRACE_S
+        stable_since, worst, samples, why_not = None, 0.0, 0, ""
+        while True:
+            status = replication.read_status(new)
+            self._replicating_from_old(status)
+            lag = replication.true_lag_s(old, new, sw.max_lag_s)
+            now = time.monotonic()
+            samples += 1
+            if lag is None or (status.seconds_behind or 0) > sw.max_lag_s:
+                stable_since, worst = None, 0.0
+                why_not = f"the lag went over {sw.max_lag_s:g} s"
+            else:
+                stable_since = stable_since or now
+                worst = max(worst, lag)
+            if stable_since is not None and now - stable_since >= sw.stable_for_s:
+                why_not = sw.probe_gate(sw.stable_for_s) if sw.probe_gate else None
+                if why_not is None:
+                    probe = ("; the probe acknowledged writes through the application endpoint throughout"
+                             if sw.probe_gate else "")
+                    return (f"{sw.new.name} replicates from {sw.old.name}, healthy and caught up: {samples} positions "
+                            f"sampled, each applied within {worst * 1000:.0f} ms over {sw.stable_for_s:g} s{probe}")
+                if why_not.startswith("the probe has acknowledged no write"):
+                    raise Refused(f"the probe is not writing through the application endpoint: {why_not}",
+                                  hint="the probe's account needs INSERT on _migrate (migrate start grants it to "
+                                       "probe.user), and probe.host/port must lead to the application's database")
+            if now > deadline:
+                raise Refused(f"the gates did not hold for {sw.stable_for_s:g} s within "
+                              f"{sw.stable_for_s + GATE_GRACE_S:g} s: {why_not}",
+                              hint="wait for the replica to catch up and the application to write steadily "
+                                   "(migrate status), or switch when the write load is lower")
+            ctx.progress("waiting for a stable replica and probe", every_s=5)
+            time.sleep(SAMPLE_EVERY_S)
+
+    def _replicating_from_old(self, status) -> None:
+        sw = self.sw
+        if not status.configured:
+            raise Refused(f"{sw.new.name} is not a replica of {sw.old.name}",
+                          hint="after a cutover, the old primary follows the new one only when "
+                               "cutover.reverse_replication is on and the cutover finished: see `migrate status`")
+        if not status.healthy:
+            raise Refused(f"replication on {sw.new.name} is not healthy: IO {status.io_state}, SQL "
+                          f"{'running' if status.sql_running else 'stopped'}; {status.last_error or ''}",
+                          hint=replication.hint_for(status))
+        link = sw.new_from_old
+        if (status.source_host, status.source_port) != (link.host, link.port):
+            raise Refused(f"{sw.new.name} replicates from {status.source_host}:{status.source_port}, not from "
+                          f"{sw.old.name} ({link.host}:{link.port})",
+                          hint="the replica follows another server: check the playbook and the replica's "
+                               "configuration")
+
+    def _static_checks(self, old: Session, new: Session) -> None:
+        sw = self.sw
+        held = inspector.accounts_of(old, sw.app_users)
+        missing = sorted(set(sw.app_users) - {a.user for a in held})
+        if missing:
+            raise Refused(f"application account(s) {', '.join(missing)} named in cutover.app_users do not exist on "
+                          f"{sw.old.name}", hint="fix cutover.app_users in the playbook")
+        absent = [str(a) for a in held if not accounts.exists(new, a)]
+        if absent:
+            raise Refused(f"application account(s) {', '.join(absent)} do not exist on {sw.new.name}",
+                          hint="rerun `migrate start` to carry them over")
+        if not sw.new.rds and not new.variable("read_only"):
+            raise Refused(f"{sw.new.name} is writable while it replicates: something may have written to it",
+                          hint=f"set read_only=ON on {sw.new.name}, check that nothing wrote to it, then retry")
+        if sw.probe_gate and sw.app.fixed == sw.old.address:
+            raise Refused(f"the probe writes straight to {sw.old} (probe.host/port): the repoint cannot move it, so "
+                          "it could not see the application's writes on the new primary",
+                          hint="set probe.host/port to the application's endpoint (the load balancer), or leave them "
+                               "unset so the probe follows the repoint")
+
+
+class BeforeHook(SwitchStep):
+    name = "hook_before_cutover"
+    changes_nothing = True  # as far as migrate knows: the hook is the user's
+
+    def __init__(self, sw: Switch, command: str, timeout_s: float):
+        super().__init__(sw)
+        self.command = command
+        self.timeout_s = timeout_s + 10
+
+    def describe(self) -> str:
+        return f"run the before_cutover hook `{self.command}`; a failure stops here, nothing changed"
+
+    def done(self, ctx: RunContext) -> bool:
+        return False
+
+    def run(self, ctx: RunContext) -> str:
+        self.sw.before_hook()
+        return "before_cutover hook ran and said go"
+
+
+class BlockWrites(SwitchStep):
+    name = "block_writes"
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.timeout_s = sw.timeout_s + 10
+
+    def describe(self) -> str:
+        users = ", ".join(self.sw.app_users) or "(none)"
+        kill = "mysql.rds_kill" if self.sw.old.rds else "KILL"
+        return (f"on {self.sw.old.name}: revoke the write privileges of {users}, kill their sessions ({kill}) "
+                "and wait until they are gone")
+
+    def done(self, ctx: RunContext) -> bool:
+        taken = ctx.facts.get("revoked")
+        if taken is None:
+            return False
+        with self.sw.old.session() as s:
+            return write_block.still_revoked(s, taken) and not write_block.sessions_of(s, self.sw.app_users)
+
+    def run(self, ctx: RunContext) -> str:
+        sw = self.sw
+        ctx.on_cancel(sw.close)
+        s = sw.old.shared()
+        held = write_block.revocable(s, inspector.accounts_of(s, sw.app_users))
+        # Saved before the first REVOKE: a crash in the middle can still be undone.
+        ctx.facts["revoked"] = [{"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held]
+        ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
+        phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}", phase=phase.SWITCHING[sw.workflow],
+                     attempt=ctx.attempt, workflow=sw.workflow, app_on=sw.old.name, writable=[])
+        ctx.save()
+        write_block.revoke(s, held, log_to_binlog=sw.old.rds)
+        killed = write_block.kill_and_wait(s, sw.app_users, sw.timeout_s)
+        ctx.facts["blocked_at"] = time.time()
+        names = sorted({g.account for g in held})
+        return (f"writes blocked on {sw.old.name}: {sum(len(g.write_privileges()) for g in held)} write privilege(s) "
+                f"revoked from {', '.join(names) or 'no account'}, {killed} session(s) killed and gone")
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        taken = ctx.facts.get("revoked")
+        if taken is None:
+            return None
+        with self.sw.old.session() as s:
+            write_block.give_back(s, taken, log_to_binlog=self.sw.old.rds)
+        before = ctx.facts.get("phase_before")
+        if before:
+            phase.write(ctx.state, phase.Phase(**{**before, "history": []}), why=f"{self.sw.workflow} undone")
+        return (f"write privileges given back on {self.sw.old.name} ({len(taken)} grant(s)): the application can "
+                "write there again")
+
+
+class FinalPosition(SwitchStep):
+    name = "final_position"
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.timeout_s = sw.timeout_s + 10
+
+    def describe(self) -> str:
+        return (f"read {self.sw.old.name}'s final binary-log position and wait, at most {self.sw.timeout_s:g} s, "
+                f"until {self.sw.new.name} has applied it")
+
+    def done(self, ctx: RunContext) -> bool:
+        """Only this attempt's final position counts, and only while nothing was written after it."""
+        final = _position(ctx.facts.get("final"))
+        if final is None:
+            return False
+        with self.sw.old.session() as old, self.sw.new.session() as new:
+            if inspector.binlog_position(old) != final:
+                return False
+            return replication.read_status(new).configured and _reached(new, final, 1) == "reached"
+
+    def run(self, ctx: RunContext) -> str:
+        sw = self.sw
+        ctx.on_cancel(sw.close)
+        final = inspector.binlog_position(sw.old.shared())
+        ctx.facts["final"] = _as_dict(final)
+        ctx.save()
+        started = time.monotonic()
+        new = sw.new.shared()
+        outcome = _reached(new, final, sw.timeout_s)
+        if outcome != "reached":
+            status = replication.read_status(new)
+            raise StepFailed(
+                f"{sw.new.name} did not apply {sw.old.name}'s final position {final.file}:{final.pos} within "
+                f"{sw.timeout_s:g} s ({outcome}; SQL thread {'running' if status.sql_running else 'stopped'}"
+                f"{'; ' + status.last_error if status.last_error else ''})", hint=replication.hint_for(status))
+        waited = time.monotonic() - started
+        return (f"{sw.old.name}'s final position {final.file}:{final.pos}"
+                + (f" (GTID {final.gtid_set})" if final.gtid_set else "")
+                + f" applied on {sw.new.name} after {waited * 1000:.0f} ms")
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        """Leave the new primary replicating, whatever stopped it while we waited."""
+        with self.sw.new.session() as new:
+            status = replication.read_status(new)
+            if not status.configured or (status.io_running and status.sql_running):
+                return None
+            replication.start(new)
+            replication.wait_running(new, FOLLOW_START_TIMEOUT_S)
+        return f"replication on {self.sw.new.name} was stopped; started it again"
+
+
+class Promote(SwitchStep):
+    name = "promote"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        n = self.sw.new.name
+        writable = "" if self.sw.new.rds else ", read_only off"
+        return (f"on {n}: stop replication, record {n}'s own binary-log position (where the old primary will "
+                f"follow from), reset replication, give the application the write privileges the block took, "
+                f"enable the events kept disabled{writable}")
+
+    def done(self, ctx: RunContext) -> bool:
+        if not ctx.facts.get("promoted"):
+            return False
+        with self.sw.new.session() as new:
+            return not replication.read_status(new).configured and (self.sw.new.rds or not new.variable("read_only"))
+
+    def run(self, ctx: RunContext) -> str:
+        sw, facts = self.sw, ctx.facts
+        ctx.on_cancel(sw.close)
+        new = sw.new.shared()
+        status = replication.read_status(new)
+        if status.configured:
+            facts.setdefault("replica_at_promotion", {"gtid": status.executed_gtid_set,
+                                                      "file": status.exec_source_log_file,
+                                                      "pos": status.exec_source_log_pos})
+            ctx.save()
+            replication.stop(new)
+        if "own_position" not in facts:  # before anything can write there: where the old primary follows from
+            facts["own_position"] = _as_dict(inspector.binlog_position(new))
+            ctx.save()
+        if status.configured:
+            replication.forget(new)
+        write_block.give_back(new, facts.get("revoked", []), log_to_binlog=sw.new.rds)
+        enabled = _toggle_events(new, sw.new, sw.events, enable=True)
+        if not sw.new.rds:
+            for stmt in new.dialect.set_read_only(False):
+                new.run(stmt)
+        facts["promoted"] = True
+        own = _position(facts["own_position"])
+        return (f"{sw.new.name} promoted at its position {own.file}:{own.pos}"
+                + (f" (GTID {own.gtid_set})" if own.gtid_set else "")
+                + f": replication stopped and reset, write privileges given back ({len(facts.get('revoked', []))} "
+                  f"grant(s)), {enabled} event(s) enabled" + ("" if sw.new.rds else ", read_only OFF"))
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        sw, facts = self.sw, ctx.facts
+        at = _position(facts.get("replica_at_promotion")) if facts.get("replica_at_promotion", {}).get("file") else None
+        with sw.new.session() as new:
+            if not sw.new.rds:
+                for stmt in new.dialect.set_read_only(True):
+                    new.run(stmt)
+            _toggle_events(new, sw.new, sw.events, enable=False)
+            status = replication.read_status(new)
+            if status.configured and status.healthy:
+                return f"{sw.new.name} read_only again; it still replicates from {sw.old.name}"
+            if status.configured and at is None:
+                replication.start(new)
+            else:
+                if at is None:
+                    raise StepFailed(f"{sw.new.name} no longer replicates and its position at promotion was not "
+                                     "recorded", hint=f"make {sw.new.name} a replica of {sw.old.name} by hand")
+                replication.forget(new)
+                replication.configure(new, sw.new_from_old, at, keep_history=True)
+                replication.start(new)
+            replication.wait_running(new, FOLLOW_START_TIMEOUT_S)
+        return f"{sw.new.name} read_only again and replicating from {sw.old.name} where it stopped"
+
+
+class Repoint(SwitchStep):
+    name = "repoint"
+    point_of_no_return = True
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        return self.sw.repointer.describe(*self.sw.new.address) + " (the point of no return)"
+
+    def done(self, ctx: RunContext) -> bool:
+        known = self.sw.repointer.points_to(*self.sw.new.address)
+        return bool(ctx.facts.get("repointed")) if known is None else known
+
+    def skipped(self, ctx: RunContext) -> None:
+        self._record(ctx)
+
+    def run(self, ctx: RunContext) -> str:
+        sentence = self.sw.repointer.point_to(*self.sw.new.address)
+        self._record(ctx)
+        return sentence
+
+    def _record(self, ctx: RunContext) -> None:
+        sw = self.sw
+        ctx.facts["repointed"] = True
+        ctx.facts.setdefault("repointed_at", time.time())
+        sw.app.follow(sw.new)
+        phase.update(ctx.state, f"{sw.workflow} repointed the application to {sw.new.name}", app_on=sw.new.name,
+                     writable=[sw.new.name])
+        ctx.save()
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        sw = self.sw
+        sentence = sw.repointer.point_to(*sw.old.address)
+        ctx.facts["repointed"] = False
+        sw.app.follow(sw.old)
+        phase.update(ctx.state, f"{sw.workflow} pointed the application back to {sw.old.name}", app_on=sw.old.name)
+        return f"application endpoint back on {sw.old.name}: {sentence}"
+
+
+class PostCheck(SwitchStep):
+    name = "post_check"
+    timeout_s = 30.0
+    retry_s = 20.0
+
+    def describe(self) -> str:
+        return (f"write a row through the application endpoint as the probe's account and find it on "
+                f"{self.sw.new.name}")
+
+    def done(self, ctx: RunContext) -> bool:
+        return False  # cheap, and only meaningful now
+
+    def run(self, ctx: RunContext) -> str:
+        sw = self.sw
+        ep = sw.app()
+        marker = int(time.time() * 1000) % 2_000_000_000
+        deadline = time.monotonic() + self.retry_s
+        while True:
+            try:
+                with connect(ep, attempts=1, connect_timeout=2, read_timeout=5) as app:
+                    app.run(f"INSERT INTO {quote_ident(TOOL_SCHEMA)}.probe (run_id, seq, sent_at) "
+                            "VALUES ('postcheck', %s, NOW(6))", (marker,))
+                break
+            except MigrateError as exc:
+                if time.monotonic() > deadline:
+                    raise StepFailed(f"no write through the application endpoint {ep.host}:{ep.port} as "
+                                     f"{ep.user} succeeded after the repoint: {exc.message}; {self._diagnose(ep)}",
+                                     hint=f"the application points at {sw.new.name}: fix what the line above "
+                                          f"names, then rerun `migrate {sw.workflow}` to finish") from None
+                time.sleep(0.2)
+        with sw.new.session() as new:
+            found = new.value(f"SELECT COUNT(*) FROM {quote_ident(TOOL_SCHEMA)}.probe WHERE run_id = 'postcheck' "
+                              "AND seq = %s", (marker,))
+        if not found:
+            raise StepFailed(f"a write through the application endpoint {ep.host}:{ep.port} succeeded but is not "
+                             f"on {sw.new.name}; {self._diagnose(ep)}",
+                             hint="the endpoint leads elsewhere: check the repoint and probe.host/port")
+        return f"a write through the application endpoint {ep.host}:{ep.port} landed on {sw.new.name}"
+
+    def _diagnose(self, ep) -> str:
+        """What is known: is the new primary writable, which server does the endpoint reach."""
+        sw, said = self.sw, []
+        try:
+            with sw.new.session(attempts=1, connect_timeout=3) as new:
+                new_id = new.value("SELECT @@server_id")
+                ro = None if sw.new.rds else bool(new.variable("read_only"))
+            said.append(f"{sw.new.name} (server_id {new_id}) is "
+                        + ("reachable" if ro is None else "read_only" if ro else "writable"))
+        except MigrateError as exc:
+            new_id = None
+            said.append(f"{sw.new.name} cannot be reached: {exc.message}")
+        try:
+            with connect(ep, attempts=1, connect_timeout=3, read_timeout=5) as app:
+                reached = app.value("SELECT @@server_id")
+            which = sw.new.name if reached == new_id else f"another server, not {sw.new.name}"
+            said.append(f"the endpoint reaches server_id {reached} ({which})")
+        except DatabaseError as exc:
+            said.append(f"the endpoint answers: ({exc.code}) {exc.message.split(': ', 2)[-1]}")
+        return "; ".join(said)
+
+
+class Follow(SwitchStep):
+    """The old primary becomes a replica of the new one (reverse replication after a cutover, forward
+    replication again after a rollback), from the position the new primary had when it was promoted."""
+
+    timeout_s = 120.0
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.name = "reverse_replication" if sw.workflow == "cutover" else "forward_replication"
+
+    def describe(self) -> str:
+        sw = self.sw
+        ro = "" if sw.old.rds else f"{sw.old.name} read_only, "
+        via = "mysql.rds_set_external_master*" if sw.old.rds else "change source"
+        return (f"{ro}{sw.old.name} replicates from {sw.new.name} ({sw.old_from_new.describe()}, {via}) from the "
+                f"position recorded at promotion; done once both threads run there")
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sw.old.session() as old:
+            status = replication.read_status(old)
+        link = self.sw.old_from_new
+        return status.healthy and (status.source_host, status.source_port) == (link.host, link.port)
+
+    def run(self, ctx: RunContext) -> str:
+        sw = self.sw
+        own = _position(ctx.facts.get("own_position"))
+        if own is None:
+            raise StepFailed(f"{sw.new.name}'s position at promotion was not recorded",
+                             hint=f"make {sw.old.name} a replica of {sw.new.name} by hand")
+        with sw.new.session() as new:
+            account = replication.ensure_link_account(new, sw.old_from_new, log_to_binlog=sw.new.rds)
+        with sw.old.session() as old:
+            if not sw.old.rds:
+                for stmt in old.dialect.set_read_only(True):
+                    old.run(stmt)
+            _toggle_events(old, sw.old, sw.events, enable=False)
+            replication.forget(old)
+            how = replication.configure(old, sw.old_from_new, own, keep_history=True)
+            replication.start(old)
+            replication.wait_running(old, FOLLOW_START_TIMEOUT_S)
+        return (f"{sw.old.name} replicates from {sw.new.name} ({how}); both threads running; {account}"
+                + ("" if sw.old.rds else f"; {sw.old.name} read_only"))
+
+
+def steps(sw: Switch, *, hook: str | None = None, hook_timeout_s: float = 60.0) -> list[Step]:
+    before = [BeforeHook(sw, hook, hook_timeout_s)] if hook else []
+    follow = [Follow(sw)] if sw.follow_after else []
+    return [Gates(sw), *before, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw), PostCheck(sw),
+            *follow]

@@ -1,0 +1,219 @@
+"""`migrate cutover` and `migrate rollback`: one switch with other roles, under the application-side probe.
+
+    cutover   source -> target   then the source follows the target (reverse replication)
+    rollback  target -> source   then the target follows the source again (forward replication)
+
+Each command first reads the migration's phase, under the run lock, and does what fits: a new switch, the
+rest of one that died, the undoing of the opposite one that died before its point of no return, or
+nothing ("already cut over"). The probe writes through the application endpoint for the whole run; the
+report's write downtime is its longest gap between acknowledged writes, and every acknowledged write is
+looked for on the server the application points at when the run ends.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from migrate import log, secrets
+from migrate.capabilities import hooks, phase, report
+from migrate.capabilities.migration import Migration
+from migrate.capabilities.probe import Probe
+from migrate.capabilities.repoint import for_playbook
+from migrate.capabilities.switch import AppEndpoint, Switch
+from migrate.errors import BadInput, MigrateError, NeedsHuman
+from migrate.runner import Runner, RunResult
+from migrate.runner.store import command_line
+from migrate.steps import switch as switch_steps
+
+OPPOSITE = {"cutover": "rollback", "rollback": "cutover"}
+DONE_PHASE = {"cutover": "cut_over", "rollback": "rolled_back"}
+
+
+def app_endpoint(m: Migration, points_at: str = "source") -> AppEndpoint:
+    """The probe's account at the application endpoint: probe.host when set, else wherever the switch points."""
+    p = m.pb.probe
+    user = p.user or (m.pb.cutover.app_users[0] if m.pb.cutover.app_users else None)
+    if not user:
+        raise BadInput("the probe needs an application account: set probe.user or cutover.app_users")
+    if not p.has_password:
+        raise BadInput(f"the probe connects as {user} and needs its password",
+                       hint="set probe.password_env, probe.password_file or probe.password_secret")
+    fixed = (p.host, p.port or m.pb.source.port) if p.host else None
+    return AppEndpoint(user, lambda: secrets.resolve(p, what="probe.password", aws=m.pb.aws), fixed=fixed,
+                       points_at=m.server(points_at))
+
+
+def blocked_users(m: Migration) -> list[str]:
+    """Whose writes the block stops: the application's accounts, and the probe's, which stands for them."""
+    users = list(m.pb.cutover.app_users)
+    if m.pb.probe.enabled and m.pb.probe.user and m.pb.probe.user not in users:
+        users.append(m.pb.probe.user)
+    return users
+
+
+def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe | None = None,
+          app: AppEndpoint | None = None) -> Switch:
+    """The switch of `workflow` for this migration: who is old and new, and how each replicates from the other."""
+    source, target = m.server("source"), m.server("target")
+    c = m.pb.cutover
+    forward = workflow == "cutover"
+    before = m.pb.hooks.before_cutover if forward else None
+    return Switch(
+        workflow=workflow, old=source if forward else target, new=target if forward else source,
+        new_from_old=m.forward_link if forward else m.reverse_link,
+        old_from_new=m.reverse_link if forward else m.forward_link,
+        app_users=blocked_users(m), app=app or app_endpoint(m, app_on), repointer=for_playbook(c.repoint),
+        max_lag_s=c.max_lag_s, stable_for_s=c.stable_for_s, timeout_s=c.timeout_s,
+        follow_after=c.reverse_replication or not forward,
+        events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),
+        probe_gate=probe.gate if probe else None,
+        before_hook=(lambda: hooks.run(m, "before_cutover", fatal=True)) if before else None)
+
+
+def steps(m: Migration, sw: Switch) -> list:
+    return switch_steps.steps(sw, hook=m.pb.hooks.before_cutover if sw.before_hook else None,
+                              hook_timeout_s=hooks.HOOK_TIMEOUT_S)
+
+
+def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
+    """The ordered steps with what each would do: --dry-run prints this and changes nothing."""
+    app = AppEndpoint(m.pb.probe.user or "(probe)", lambda: None, fixed=None, points_at=m.server("source"))
+    sw = build(m, workflow, app=app, probe=None)
+    sw.probe_gate = (lambda window: None) if m.pb.probe.enabled else None
+    return [{"step": s.name, "does": s.describe(), "timeout_s": s.timeout_s,
+             "point_of_no_return": s.point_of_no_return} for s in steps(m, sw)]
+
+
+def run(m: Migration, workflow: str) -> dict[str, Any]:
+    """Whatever `migrate cutover` / `migrate rollback` should do now, decided and done under the run lock."""
+    try:
+        with m.store.locked(command_line()):
+            state = m.store.load_state()
+            now = phase.read(state)
+            action = phase.switch_action(now, workflow, m.path)
+            own_run = state.get("runs", {}).get(workflow, {}).get("status")
+            if action == "already":
+                return _already(m, workflow, now)
+            if action == "undo":
+                return _undo(m, OPPOSITE[workflow])
+            if own_run == "rollback_failed":  # its own rollback did not complete: finish that first
+                return _undo(m, workflow)
+            return _switch(m, workflow, now)
+    finally:
+        m.close()
+
+
+def _switch(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
+    app = app_endpoint(m, now.app_on)
+    probe = Probe(app, rate=m.pb.probe.rate, run_id=uuid.uuid4().hex[:12]) if m.pb.probe.enabled else None
+    sw = build(m, workflow, app=app, probe=probe)
+    done_phase = DONE_PHASE[workflow]
+
+    def finished(ctx) -> None:
+        phase.update(ctx.state, f"{workflow} done", phase=done_phase, attempt=ctx.attempt, workflow=workflow,
+                     app_on=sw.new.name, writable=[sw.new.name])
+
+    runner = Runner(m.store, workflow, steps(m, sw), rollback_on_failure=True, linear=True, on_done=finished,
+                    undo_hint=f"run `migrate {workflow} -p {m.path}` again: it finishes undoing it")
+    started_wall = time.time()
+    if probe:
+        probe.start()
+    error: MigrateError | None = None
+    result: RunResult | None = None
+    try:
+        result = runner.run()
+    except MigrateError as exc:
+        error = exc
+    finally:
+        probe_result = probe.stop() if probe else None
+        sw.close()
+    state = m.store.load_state()
+    where = phase.read(state).app_on
+    record = state.get("runs", {}).get(workflow, {})
+    facts = record.get("facts", {})
+    if probe_result is not None:
+        try:
+            with m.server(where).session() as s:
+                probe_result = probe.verify(probe_result, s)
+        except MigrateError as exc:  # the report then says the writes were not checked
+            log.get().warning("acknowledged writes not checked", server=where, reason=exc.message)
+    changed = result is not None or record.get("status") != "refused"
+    run_dict = result.as_dict() if result else _failed_run(record, runner)
+    resumed = report.resumed_gap(facts.get("blocked_at"), facts.get("repointed_at"), started_wall,
+                                 _wall(probe_result.first_ack_at) if probe_result else None)
+    json_path, _ = report.write_report(m.pb.run_dir, workflow=workflow, run=run_dict,
+                                       probe=probe_result.as_dict() if probe_result else None,
+                                       facts=_facts(m, sw, facts, where), resumed_block=resumed, latest=changed)
+    data = report.load_report(json_path.parent)
+    summary = report.summary(data)
+    if error is not None:
+        if workflow == "cutover":
+            hooks.run(m, "on_failure", fatal=False, error=error.message[:500])
+        error.message += f"\n  {summary}"
+        raise error
+    if workflow == "cutover":
+        hooks.run(m, "after_cutover", fatal=False, report=str(json_path))
+    if probe_result is not None and probe_result.lost_count:
+        raise NeedsHuman(f"{workflow} done but {probe_result.lost_count} acknowledged write(s) are missing on "
+                         f"the {where}, where the application points: {summary}",
+                         hint=f"compare source and target; the report is {json_path}")
+    return {"report": data, "summary": summary, "report_path": str(json_path)}
+
+
+def _already(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
+    """Nothing to do: said plainly, nothing touched, the real report kept."""
+    verb = {"cutover": "cut over", "rollback": "rolled back"}[workflow]
+    try:
+        data = report.load_report(m.pb.run_dir)
+    except BadInput:
+        data = None
+    summary = (f"already {verb} at {now.since} (run {now.attempt}): {phase.sentence(now)}; nothing was touched"
+               + (f"; report: {data['files']['markdown']}" if data else ""))
+    return {"already": True, "phase": now.as_dict(), "summary": summary, "report": data}
+
+
+def _undo(m: Migration, workflow: str) -> dict[str, Any]:
+    """Undo the attempt of `workflow` that died (or failed to roll back) before its point of no return."""
+    sw = build(m, workflow, app=app_endpoint(m, "source" if workflow == "cutover" else "target"))
+    runner = Runner(m.store, workflow, steps(m, sw), rollback_on_failure=True, linear=True,
+                    undo_hint=f"fix what the journal names, then run `migrate {workflow} -p {m.path}` or "
+                              f"`migrate {OPPOSITE[workflow]} -p {m.path}` again")
+    try:
+        result = runner.undo()
+    finally:
+        sw.close()
+    now = phase.read(m.store.load_state())
+    json_path, _ = report.write_report(m.pb.run_dir, workflow=f"{workflow}-undo", run=result.as_dict(), probe=None,
+                                       facts={"undone": f"{workflow} run {result.attempt}", "now": phase.sentence(now)})
+    data = report.load_report(json_path.parent)
+    summary = (f"the {workflow} that stopped in its middle (run {result.attempt}) was undone: "
+               f"{phase.sentence(now)}; report: {data['files']['markdown']}")
+    return {"undone": workflow, "report": data, "summary": summary, "report_path": str(json_path)}
+
+
+def _wall(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+def _failed_run(record: dict[str, Any], runner: Runner) -> dict[str, Any]:
+    steps = [{"name": n, "status": v.get("status"), "duration_s": v.get("duration_s", 0),
+              "message": v.get("message", "")} for n, v in record.get("steps", {}).items()]
+    return {"workflow": runner.workflow, "run_id": runner.run_id, "attempt": record.get("attempt"),
+            "status": record.get("status", "failed"),
+            "duration_s": sum(s["duration_s"] or 0 for s in steps), "steps": steps}
+
+
+def _facts(m: Migration, sw: Switch, facts: dict[str, Any], where: str) -> dict[str, Any]:
+    data = m.store.load_state().get("data", {})
+    follow = {"cutover": "reverse replication: the source follows the target",
+              "rollback": "forward replication: the target follows the source again"}[sw.workflow]
+    return {"old primary": str(sw.old), "new primary": str(sw.new), "application points at": where,
+            "repoint": m.pb.cutover.repoint.method, "write_block": m.pb.cutover.write_block,
+            "final_position": facts.get("final"), "new primary's position at promotion": facts.get("own_position"),
+            "seed": {k: v for k, v in data.get("seed", {}).items() if k in ("tool", "file", "pos", "gtid", "seconds")},
+            "after the switch": follow if sw.follow_after else
+            "none: cutover.reverse_replication is off, the old primary does not follow the new one",
+            "probe_endpoint": sw.app.describe()}
