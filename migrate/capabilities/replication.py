@@ -47,15 +47,15 @@ def can_replicate(source: Session, user: str) -> bool:
     return any(" ON *.* " in line and ("REPLICATION SLAVE" in line or "ALL PRIVILEGES" in line) for line in lines)
 
 
-def ensure_user(source: Session, user: str, password: SecretStr) -> str:
-    """Create the replication account on the source when missing (as the master user can on RDS)."""
+def ensure_user(source: Session, user: str, password: SecretStr, where: str = "the source") -> str:
+    """Create the replication account on `source` when missing (as the master user can on RDS)."""
     d = source.dialect
     if user_exists(source, user):
         source.run(d.grant_replication(user))
-        return f"replication account '{user}'@'%' exists on the source; REPLICATION SLAVE granted"
+        return f"replication account '{user}'@'%' exists on {where}; REPLICATION SLAVE granted"
     source.run("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password.get_secret_value()))
     source.run(d.grant_replication(user))
-    return f"replication account '{user}'@'%' created on the source with REPLICATION SLAVE"
+    return f"replication account '{user}'@'%' created on {where} with REPLICATION SLAVE"
 
 
 def login_works(ep: Endpoint) -> str | None:
@@ -146,13 +146,13 @@ def binlog_off(s: Session, *, unless: bool = False) -> Iterator[Session]:
         s.run(s.dialect.set_sql_log_bin(bool(before)))
 
 
-def ensure_link_account(primary: Session, link: Link, *, log_to_binlog: bool) -> str:
-    """The replication account `link` logs in with, on the primary it replicates from; created when missing
-    (out of the binary log where possible, so the replica never receives it)."""
+def ensure_link_account(primary: Session, link: Link, where: str, *, log_to_binlog: bool) -> str:
+    """The replication account `link` logs in with, on the primary (`where`) it replicates from; created when
+    missing (out of the binary log where possible, so the replica never receives it)."""
     if can_replicate(primary, link.user):
-        return f"replication account '{link.user}'@'%' already there"
+        return f"replication account '{link.user}'@'%' already on {where}"
     with binlog_off(primary, unless=log_to_binlog):
-        return ensure_user(primary, link.user, link.password)
+        return ensure_user(primary, link.user, link.password, where)
 
 
 def wait_running(target: Session, timeout_s: float) -> ReplicaStatus:

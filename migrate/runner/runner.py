@@ -13,6 +13,7 @@ followed is not run again: the choreography only moves forward, or rolls back.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -27,6 +28,10 @@ from migrate.runner.progress import Progress
 from migrate.runner.store import Store, command_line, now_iso
 
 CANCEL_GRACE_S = 10.0
+# Test instrumentation, inert unless set: "<workflow>:<step>:<start|middle>" makes a run journal `held` at
+# that point (a step's start, or its first checkpoint) and wait there, so a test can SIGKILL it exactly there.
+HOLD_ENV = "MIGRATE_TEST_HOLD"
+HOLD_S = 600.0
 
 
 class StepTimeout(MigrateError):
@@ -44,6 +49,7 @@ class RunContext:
         self._cancel_hooks: list[Callable[[], None]] = []
         self._progress = Progress()
         self.cancelled = threading.Event()
+        self._checkpointed = False
 
     def save(self) -> None:
         """Persist `data` and `facts` now (for a value that must survive a crash in the middle of a step)."""
@@ -61,6 +67,13 @@ class RunContext:
     @property
     def run_id(self) -> str:
         return self._runner.run_id
+
+    def checkpoint(self, what: str) -> None:
+        """Say in the journal how far the step has come (what a human reads after a crash in its middle)."""
+        self._runner._journal("step_progress", step=self._runner.current, what=what)
+        if not self._checkpointed:
+            self._checkpointed = True
+            self._runner.hold(self._runner.current, "middle")
 
     def on_cancel(self, hook: Callable[[], None]) -> None:
         self._cancel_hooks.append(hook)
@@ -259,6 +272,11 @@ class Runner:
                                                         "then run the same command again")
             return result
 
+    def hold(self, step: str | None, point: str) -> None:
+        if os.environ.get(HOLD_ENV) == f"{self.workflow}:{step}:{point}":
+            self._journal("held", step=step, point=point, pid=os.getpid())
+            time.sleep(HOLD_S)
+
     def _later_step_began(self, step: Step) -> bool:
         later = self.steps[self.steps.index(step) + 1:]
         return any(self._run["steps"].get(s.name, {}).get("status") in STARTED for s in later)
@@ -286,6 +304,7 @@ class Runner:
         self._set_step(step.name, status="running", started_at=now_iso(), attempts=attempts)
         self._journal("step_started", step=step.name, attempt=attempts, timeout_s=step.timeout_s)
         self.log.info("step started", step=step.name, what=step.describe())
+        self.hold(step.name, "start")
         t0 = time.monotonic()
         try:
             message = self._call_with_timeout(step, ctx)
@@ -318,6 +337,7 @@ class Runner:
                 box["error"] = exc
 
         ctx._cancel_hooks = []
+        ctx._checkpointed = False
         ctx.cancelled.clear()
         worker = threading.Thread(target=target, name=f"step-{step.name}", daemon=True)
         worker.start()

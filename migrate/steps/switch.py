@@ -88,6 +88,7 @@ class Gates(SwitchStep):
         ctx.on_cancel(sw.close)
         old, new = sw.old.shared(), sw.new.shared()  # kept open for the steps after
         self._static_checks(old, new)
+        ctx.checkpoint("accounts, read_only and the probe's endpoint checked; sampling the replica")
         deadline = time.monotonic() + sw.stable_for_s + GATE_GRACE_S
         stable_since, worst, samples, why_not = None, 0.0, 0, ""
         while True:
@@ -175,6 +176,7 @@ class BeforeHook(SwitchStep):
         return False
 
     def run(self, ctx: RunContext) -> str:
+        ctx.checkpoint("running the before_cutover hook")
         self.sw.before_hook()
         return "before_cutover hook ran and said go"
 
@@ -211,6 +213,7 @@ class BlockWrites(SwitchStep):
                      attempt=ctx.attempt, workflow=sw.workflow, app_on=sw.old.name, writable=[])
         ctx.save()
         write_block.revoke(s, held, log_to_binlog=sw.old.rds)
+        ctx.checkpoint("write privileges revoked; killing the application's sessions")
         killed = write_block.kill_and_wait(s, sw.app_users, sw.timeout_s)
         ctx.facts["blocked_at"] = time.time()
         names = sorted({g.account for g in held})
@@ -257,6 +260,7 @@ class FinalPosition(SwitchStep):
         final = inspector.binlog_position(sw.old.shared())
         ctx.facts["final"] = _as_dict(final)
         ctx.save()
+        ctx.checkpoint(f"final position {final.file}:{final.pos} taken; waiting for {sw.new.name}")
         started = time.monotonic()
         new = sw.new.shared()
         outcome = _reached(new, final, sw.timeout_s)
@@ -313,6 +317,7 @@ class Promote(SwitchStep):
         if "own_position" not in facts:  # before anything can write there: where the old primary follows from
             facts["own_position"] = _as_dict(inspector.binlog_position(new))
             ctx.save()
+        ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
         if status.configured:
             replication.forget(new)
         write_block.give_back(new, facts.get("revoked", []), log_to_binlog=sw.new.rds)
@@ -368,6 +373,7 @@ class Repoint(SwitchStep):
 
     def run(self, ctx: RunContext) -> str:
         sentence = self.sw.repointer.point_to(*self.sw.new.address)
+        ctx.checkpoint(f"application endpoint pointed at {self.sw.new}")
         self._record(ctx)
         return sentence
 
@@ -413,12 +419,14 @@ class PostCheck(SwitchStep):
                             "VALUES ('postcheck', %s, NOW(6))", (marker,))
                 break
             except MigrateError as exc:
+                ctx.checkpoint(f"a write through the endpoint failed: {exc.message[:200]}; retrying")
                 if time.monotonic() > deadline:
                     raise StepFailed(f"no write through the application endpoint {ep.host}:{ep.port} as "
                                      f"{ep.user} succeeded after the repoint: {exc.message}; {self._diagnose(ep)}",
                                      hint=f"the application points at {sw.new.name}: fix what the line above "
                                           f"names, then rerun `migrate {sw.workflow}` to finish") from None
                 time.sleep(0.2)
+        ctx.checkpoint("a write through the application endpoint acknowledged; looking for it")
         with sw.new.session() as new:
             found = new.value(f"SELECT COUNT(*) FROM {quote_ident(TOOL_SCHEMA)}.probe WHERE run_id = 'postcheck' "
                               "AND seq = %s", (marker,))
@@ -480,7 +488,7 @@ class Follow(SwitchStep):
             raise StepFailed(f"{sw.new.name}'s position at promotion was not recorded",
                              hint=f"make {sw.old.name} a replica of {sw.new.name} by hand")
         with sw.new.session() as new:
-            account = replication.ensure_link_account(new, sw.old_from_new, log_to_binlog=sw.new.rds)
+            account = replication.ensure_link_account(new, sw.old_from_new, sw.new.name, log_to_binlog=sw.new.rds)
         with sw.old.session() as old:
             if not sw.old.rds:
                 for stmt in old.dialect.set_read_only(True):
@@ -488,6 +496,7 @@ class Follow(SwitchStep):
             _toggle_events(old, sw.old, sw.events, enable=False)
             replication.forget(old)
             how = replication.configure(old, sw.old_from_new, own, keep_history=True)
+            ctx.checkpoint(f"{sw.old.name} configured to follow {sw.new.name} ({how}); starting it")
             replication.start(old)
             replication.wait_running(old, FOLLOW_START_TIMEOUT_S)
         return (f"{sw.old.name} replicates from {sw.new.name} ({how}); both threads running; {account}"

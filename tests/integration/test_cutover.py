@@ -82,7 +82,7 @@ def test_dry_run_prints_the_steps_in_order_and_changes_nothing(migrating):
     assert result.returncode == 0, result.stdout + result.stderr
     steps = json.loads(result.stdout)["steps"]
     assert [s["step"] for s in steps] == ["gates", "block_writes", "final_position", "promote", "repoint",
-                                          "post_check"]
+                                          "post_check", "reverse_replication"]
     assert [s["step"] for s in steps if s["point_of_no_return"]] == ["repoint"]
     assert_untouched(migrating)
 
@@ -99,7 +99,7 @@ def test_a_cutover_refused_by_its_gates_changes_nothing(migrating):
     try:
         result = run_migrate("cutover", "-p", str(migrating.playbook_path), "--yes")
         assert result.returncode == 1, result.stdout + result.stderr[-2000:]
-        assert "replication is not healthy" in result.stdout
+        assert "replication on target is not healthy" in result.stdout
         assert journal_events(migrating)[-1] == ("run_refused", None)
     finally:
         with migrating.target.root() as t:

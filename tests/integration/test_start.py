@@ -88,7 +88,8 @@ def test_rerunning_start_finds_every_step_done(own_sandbox):
 def test_status_shows_health_and_lag(own_sandbox):
     result = run_migrate("status", "-p", str(own_sandbox.dir / "pb-mysqldump.yml"))
     assert result.returncode == 0
-    assert "replication: healthy" in result.stdout and "caught up" in result.stdout
+    assert "replicating: the target is a read-only replica" in result.stdout
+    assert "replication: target from source: healthy" in result.stdout and "caught up" in result.stdout
 
 
 def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_password_is_wrong(own_sandbox):
