@@ -267,6 +267,15 @@ class HaproxyAdmin:
         raise HaproxyError(f"HAProxy's statistics list no server {backend}/{server}",
                            hint=_NAMES_HINT, answer=answer)
 
+    def session_route(self, src_port: int) -> tuple[str, str] | None:
+        """(backend, server) of the client session whose source port is `src_port` (`show sess`), or None
+        when no session of HAProxy's comes from that port."""
+        for line in self.command("show sess").splitlines():
+            fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+            if fields.get("src", "").rpartition(":")[2] == str(int(src_port)):
+                return fields.get("be", ""), fields.get("srv", "")
+        return None
+
     def set_server_addr(self, backend: str, server: str, host: str, port: int) -> str:
         """Point one server at host:port for new connections; returns the IP used (HAProxy's runtime API
         takes an IP, so a host name is resolved here first)."""

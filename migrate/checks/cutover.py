@@ -85,6 +85,6 @@ def _probe(f: PlanFacts) -> Check:
     if f.probe is None:
         return warn("cutover.probe", "probe disabled: the cutover's write downtime will not be measured",
                     "set probe.enabled: true with an application account's password source")
-    ok, text = f.probe
-    return passed("cutover.probe", text) if ok else fail("cutover.probe", text,
-                                                         "give probe.user a password source that logs in")
+    status, text, fix = f.probe
+    return {"pass": lambda: passed("cutover.probe", text), "warn": lambda: warn("cutover.probe", text, fix),
+            "fail": lambda: fail("cutover.probe", text, fix)}[status]()

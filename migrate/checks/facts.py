@@ -57,5 +57,5 @@ class PlanFacts:
     host: HostFacts
     rds: RdsFacts | None
     repoint: tuple[bool, str]
-    probe: tuple[bool, str] | None
+    probe: tuple[str, str, str | None] | None  # (pass|warn|fail, evidence, fix)
     extra: dict[str, Any] = field(default_factory=dict)

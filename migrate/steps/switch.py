@@ -153,11 +153,13 @@ class Gates(SwitchStep):
         if not sw.new.rds and not new.variable("read_only"):
             raise Refused(f"{sw.new.name} is writable while it replicates: something may have written to it",
                           hint=f"set read_only=ON on {sw.new.name}, check that nothing wrote to it, then retry")
-        if sw.probe_gate and sw.app.fixed == sw.old.address:
-            raise Refused(f"the probe writes straight to {sw.old} (probe.host/port): the repoint cannot move it, so "
-                          "it could not see the application's writes on the new primary",
-                          hint="set probe.host/port to the application's endpoint (the load balancer), or leave them "
-                               "unset so the probe follows the repoint")
+        if sw.probe_gate and sw.app.fixed and (sw.app.fixed == sw.old.address
+                                               or sw.repointer.carries(sw.app()) is False):
+            raise Refused(f"the probe's endpoint {sw.app.describe()} does not go through what the repoint moves "
+                          f"(it reaches {sw.old.name} some other way): the probe could not see the application's "
+                          "writes after the switch", hint="set probe.host/port to the application's endpoint (the "
+                                                          "load balancer), or leave them unset so the probe follows "
+                                                          "the repoint")
 
 
 class BeforeHook(SwitchStep):

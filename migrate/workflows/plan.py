@@ -102,18 +102,48 @@ def _repoint(m: Migration) -> tuple[bool, str]:
         return False, exc.message
 
 
-def _probe(m: Migration) -> tuple[bool, str] | None:
+def _probe(m: Migration) -> tuple[str, str, str | None] | None:
+    """(status, evidence, fix) of the probe: it logs in, it may write the tool's schema (or `start` will grant
+    it), and the repoint moves its endpoint."""
     if not m.pb.probe.enabled:
         return None
     from migrate.workflows.switch import app_endpoint
 
     try:
-        ep = app_endpoint(m)()
-        with connect(ep, attempts=1, connect_timeout=5, read_only=True) as app:
-            app.value("SELECT 1")
+        app = app_endpoint(m)
+        ep = app()
+        with connect(ep, attempts=1, connect_timeout=5, read_only=True) as s:
+            s.value("SELECT 1")
+        with m.source(read_only=True) as s:
+            account = inspector.accounts_of(s, [ep.user])
+            exists = inspector.table_exists(s, inspector.TOOL_SCHEMA, "probe")
+            may_write = bool(account) and exists and inspector.has_grant_on(s, account[0], inspector.TOOL_SCHEMA)
     except MigrateError as exc:
-        return False, f"the probe cannot log in: {exc.message}"
-    return True, f"the probe logs in as {ep.user} at {ep.host}:{ep.port}"
+        return "fail", f"the probe cannot log in: {exc.message}", "give probe.user a password source that logs in"
+    if not account:
+        return ("fail", f"the probe's account {ep.user} does not exist on the source (it logs in at "
+                f"{ep.host}:{ep.port} as another account)", "set probe.user to an application account")
+    if exists and not may_write:
+        return ("fail", f"the probe's account {account[0]} cannot write {inspector.TOOL_SCHEMA}.probe on the source",
+                f"rerun `migrate start -p {m.path}`: it grants INSERT and SELECT on {inspector.TOOL_SCHEMA} to "
+                "probe.user")
+    said = f"the probe logs in as {ep.user} at {ep.host}:{ep.port}" + (
+        "" if exists else f"; `migrate start` grants it INSERT on {inspector.TOOL_SCHEMA}")
+    if app.fixed:
+        try:
+            carried = for_playbook(m.pb.cutover.repoint).carries(ep)
+        except MigrateError as exc:
+            carried, said = None, f"{said}; could not tell whether the repoint moves it: {exc.message}"
+        if carried is False or app.fixed == m.source_address:
+            return ("warn", f"{said}, but probe.host/port ({ep.host}:{ep.port}) does not go through what the "
+                    "repoint moves: the cutover's gates will refuse", "set probe.host/port to the application's "
+                    "endpoint, or leave them unset so the probe follows the repoint")
+        if carried is None:
+            return ("warn", f"{said}; probe.host/port is fixed and a {m.pb.cutover.repoint.method} repoint cannot be "
+                    "read back: if it does not move that endpoint, the post-check fails after the point of no "
+                    "return", "make sure the repoint moves probe.host/port, or leave them unset so the probe "
+                    "follows the repoint")
+    return "pass", said, None
 
 
 # -- the plan -----------------------------------------------------------------------------------------

@@ -41,6 +41,11 @@ class Repointer(ABC):
         now = self.current()
         return None if now is None else now == (host, port)
 
+    def carries(self, endpoint) -> bool | None:
+        """Whether a connection to `endpoint` (an Endpoint) goes through what `point_to` moves; None when
+        unknowable (a command cannot be read back)."""
+        return None
+
     @abstractmethod
     def check(self) -> str:
         """Read-only: can `point_to` work? One sentence if so; raise RepointCheckFailed otherwise."""

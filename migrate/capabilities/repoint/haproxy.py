@@ -3,6 +3,7 @@ still go to the old primary. Reads the address back before saying it is done."""
 
 from __future__ import annotations
 
+from migrate.adapters.db import Endpoint, connect
 from migrate.adapters.haproxy import HaproxyAdmin, HaproxyError, is_ip, resolve, same_ip
 from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed
 from migrate.errors import NotBuiltYet
@@ -67,6 +68,13 @@ class HaproxyRepointer(Repointer):
             return f"{self._name} already pointed to {ip}:{port}{resolved}; {shut}"
         return (f"{self._name} now sends new connections to {ip}:{port}{resolved} instead of "
                 f"{before.addr}:{before.port}; {shut}")
+
+    def carries(self, endpoint: Endpoint) -> bool:
+        """Open a connection to `endpoint` and look for it among HAProxy's sessions on the repointed server."""
+        with connect(endpoint, attempts=1, connect_timeout=3) as session:
+            src_port = session.conn._sock.getsockname()[1]  # pymysql keeps its socket there
+            route = self.admin.session_route(src_port)
+        return route == (self.backend, self.server)
 
     def check(self) -> str:
         try:
