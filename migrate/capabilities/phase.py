@@ -2,11 +2,11 @@
 
     new           nothing done yet                                     start
     seeding       `start` is seeding the target                        start (resumes)
-    replicating   the target is a read-only replica of the source      start (no-op), cutover
+    replicating   the target is a read-only replica of the source      start (checks, repairs), cutover
     cutting_over  a cutover is under way, or died in its middle        cutover (finishes), rollback (undoes)
     cut_over      the application writes on the target                 rollback
     rolling_back  a rollback is under way, or died in its middle       rollback (finishes), cutover (undoes)
-    rolled_back   the target replicates from the source again          cutover
+    rolled_back   the target replicates from the source again          start, cutover
 
 Beside the phase the record says where the application points (`app_on`), on which servers the
 application may write (`writable`), and which run (`attempt`) holds the facts of a switch in progress,
@@ -109,17 +109,14 @@ def sentence(p: Phase) -> str:
 
 
 def check_start(p: Phase, playbook: str) -> None:
-    if p.phase in ("new", "seeding", "replicating"):
+    """`start` only while the source is the primary and no switch is in its middle: it seeds and configures
+    the target as a replica, which would destroy a target that is (or is becoming) the primary."""
+    if p.phase in ("new", "seeding", "replicating", "rolled_back"):
         return
     if p.phase in ("cut_over",):
         raise Refused(f"`migrate start` refused: the migration is cut over since {p.since}: the target is the "
                       "primary and `start` would make it a replica of the old source again, overwriting newer data",
                       hint=f"to go back to the source, run `migrate rollback -p {playbook}`")
-    if p.phase == "rolled_back":
-        raise Refused(f"`migrate start` refused: the migration was rolled back at {p.since} and the target already "
-                      "replicates from the source again; seeding it now would throw that away",
-                      hint=f"check it with `migrate status -p {playbook}`, then `migrate cutover -p {playbook}` "
-                           "when ready")
     raise Refused(f"`migrate start` refused: {sentence(p)}",
                   hint=f"finish it with `migrate {p.workflow} -p {playbook}`, or undo it with "
                        f"`migrate {'rollback' if p.workflow == 'cutover' else 'cutover'} -p {playbook}`")

@@ -103,6 +103,7 @@ class Step(ABC):
     timeout_s: ClassVar[float] = 120.0
     point_of_no_return: ClassVar[bool] = False
     changes_nothing: ClassVar[bool] = False  # a check: a refusal by it, or before it, needs no rollback
+    always_recheck: ClassVar[bool] = False  # linear workflows: done() still decides after later steps began
 
     @abstractmethod
     def describe(self) -> str:
@@ -278,12 +279,14 @@ class Runner:
             time.sleep(HOLD_S)
 
     def _later_step_began(self, step: Step) -> bool:
+        """A later step that changes something has begun in this attempt (a check or a hook does not count)."""
         later = self.steps[self.steps.index(step) + 1:]
-        return any(self._run["steps"].get(s.name, {}).get("status") in STARTED for s in later)
+        return any(not s.changes_nothing and self._run["steps"].get(s.name, {}).get("status") in STARTED
+                   for s in later)
 
     def _one_step(self, step: Step, ctx: RunContext) -> StepOutcome:
         self.current = step.name
-        if self.linear and self._later_step_began(step):
+        if self.linear and not step.always_recheck and self._later_step_began(step):
             already, message = True, "done earlier in this attempt (a later step has begun); not repeated"
         else:
             message = "already done (checked on the servers); skipped"

@@ -21,6 +21,13 @@ class WorkloadResult:
     failures: int = 0
     acked_order_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    ack_times: list[float] = field(default_factory=list, repr=False)  # monotonic
+
+    @property
+    def longest_gap_s(self) -> float:
+        """The longest interval between two acknowledged orders (0 with fewer than two)."""
+        times = sorted(self.ack_times)
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
     @property
     def achieved_tps(self) -> float:
@@ -73,6 +80,7 @@ class AppWorkload:
                 order_id = session.value("SELECT @o")
                 with self._lock:
                     self._result.acked_order_ids.append(int(order_id))
+                    self._result.ack_times.append(time.monotonic())
             except Exception:  # noqa: BLE001 - an application retries; the failure is counted
                 with self._lock:
                     self._result.failures += 1

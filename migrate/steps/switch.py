@@ -361,6 +361,7 @@ class Promote(SwitchStep):
 class Repoint(SwitchStep):
     name = "repoint"
     point_of_no_return = True
+    always_recheck = True  # where the application points can always be asked (or is known from the facts)
     timeout_s = 60.0
 
     def describe(self) -> str:

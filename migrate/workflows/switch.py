@@ -128,7 +128,8 @@ def _switch(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
     except MigrateError as exc:
         error = exc
     finally:
-        probe_result = probe.stop() if probe else None
+        # A switch that failed may never see writes succeed again: do not wait long for them.
+        probe_result = probe.stop(max_wait_s=30 if result is not None else 10) if probe else None
         sw.close()
     state = m.store.load_state()
     where = phase.read(state).app_on
