@@ -1,9 +1,12 @@
-"""The cutover's write downtime under load, measured from the application's side; prints JSON.
+"""The write downtime of the cutover and of the rollback under load, measured from the application's side;
+prints JSON.
 
-Each run: a fresh sandbox, `migrate start`, wait until caught up, an application load of --tps orders per
-second through HAProxy (separate from the probe), then `migrate cutover --yes` as its own process. Per
-run: the probe's longest gap between acknowledged writes, its lost acknowledged writes, and the load's
-acknowledged orders missing from the new primary.
+One sandbox: `migrate start`, wait until caught up, then an application load of --tps orders per second
+through HAProxy (separate from the probe) for the whole bench, while `migrate cutover --yes` and `migrate
+rollback --yes` alternate, each as its own process, --runs times each. Per switch: the probe's longest gap
+between acknowledged writes and its lost acknowledged writes (from the report), the load's own longest gap
+between acknowledged orders during the switch, and the load's acknowledged orders missing from the new
+primary; each step's duration.
 
     .venv/bin/python bench/cutover.py [--runs 5] [--tps 500] [--rows 10000]
 """
@@ -29,36 +32,38 @@ from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import demo, start
 
 WARMUP_S = 3.0
+SETTLE_S = 1.0
+GOAL = {"median_ms": 100, "max_ms": 300, "lost": 0}
 
 
-def one_run(rows: int, tps: float, threads: int) -> dict:
-    with sandbox_mod.temporary(rows, prefix="bench-") as sb:
-        m = Migration(load(sb.playbook_path))
-        start.run(m)
-        demo.wait_caught_up(m, 300)
-        app_ep = Endpoint("127.0.0.1", sb.ports["haproxy"], sample_data.APP_USER, SecretStr(sb.secret("app")))
-        app = AppWorkload(lambda: app_ep,
-                          rate=tps, threads=threads, customers=sample_data.customers_for(rows)).start()
-        time.sleep(WARMUP_S)
-        began = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "migrate", "--log-level", "warning", "cutover", "-p",
-                                 str(sb.playbook_path), "--yes", "--json"], capture_output=True, text=True)
-        cutover_s = time.monotonic() - began
-        time.sleep(1.0)  # the application keeps writing on the new primary
-        load_result = app.stop()
-        if result.returncode != 0:
-            return {"ok": False, "exit_code": result.returncode, "error": result.stdout[-2000:]}
-        report = json.loads(result.stdout)["report"]
-        with sb.target.root() as t:
-            ids = load_result.acked_order_ids
-            present = {r["id"] for r in t.run("SELECT id FROM shop.orders WHERE id IN (" + ",".join(map(str, ids)) + ")")} if ids else set()
-        downtime = report["write_downtime"]
-        return {"ok": True, "longest_gap_ms": downtime["longest_gap_ms"],
-                "probe_lost": downtime["lost_acknowledged_writes"], "probe_acknowledged": downtime["acknowledged"],
-                "load_tps": round(load_result.achieved_tps, 1), "load_acknowledged": len(ids),
-                "load_lost": len(set(ids) - present), "load_failed_attempts": load_result.failures,
-                "cutover_command_s": round(cutover_s, 2),
-                "steps_s": {s["name"]: s["duration_s"] for s in report["steps"]}}
+def switch(sb, workflow: str, app: AppWorkload) -> dict:
+    began_mono = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "migrate", "--log-level", "warning", workflow, "-p",
+                             str(sb.playbook_path), "--yes", "--json"], capture_output=True, text=True)
+    ended_mono = time.monotonic()
+    time.sleep(SETTLE_S)  # the application keeps writing on the new primary
+    if result.returncode != 0:
+        return {"workflow": workflow, "ok": False, "exit_code": result.returncode, "error": result.stdout[-2000:]}
+    report = json.loads(result.stdout)["report"]
+    acked, all_times = app.snapshot()
+    times = sorted(t for t in all_times if began_mono <= t <= ended_mono + SETTLE_S)
+    new_primary = sb.target if workflow == "cutover" else sb.source
+    with new_primary.root() as s:
+        present = {r["id"] for r in s.run("SELECT id FROM shop.orders WHERE id IN (" + ",".join(map(str, acked)) + ")")}
+    downtime = report["write_downtime"]
+    return {"workflow": workflow, "ok": True, "probe_longest_gap_ms": downtime["longest_gap_ms"],
+            "probe_lost": downtime["lost_acknowledged_writes"], "probe_acknowledged": downtime["acknowledged"],
+            "load_longest_gap_ms": round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0) * 1000,
+                                         1),
+            "load_acknowledged_so_far": len(acked), "load_lost_so_far": len(set(acked) - present),
+            "command_s": round(ended_mono - began_mono, 2),
+            "steps_ms": {s["name"]: round((s["duration_s"] or 0) * 1000, 1) for s in report["steps"]}}
+
+
+def summary(runs: list[dict], key: str) -> dict:
+    values = [r[key] for r in runs if r["ok"]]
+    return {"median": round(statistics.median(values), 1) if values else None,
+            "max": round(max(values), 1) if values else None, "all": values}
 
 
 def main() -> None:
@@ -70,20 +75,30 @@ def main() -> None:
     args = parser.parse_args()
     log.configure("console", "warning")  # logs on stderr; stdout carries only the JSON
     runs = []
-    for i in range(args.runs):
-        runs.append(one_run(args.rows, args.tps, args.threads))
-        print(f"run {i + 1}/{args.runs}: {json.dumps(runs[-1])}", file=sys.stderr)
-    gaps = [r["longest_gap_ms"] for r in runs if r["ok"]]
+    with sandbox_mod.temporary(args.rows, prefix="bench-") as sb:
+        m = Migration(load(sb.playbook_path))
+        start.run(m)
+        demo.wait_caught_up(m, 300)
+        app_ep = Endpoint("127.0.0.1", sb.ports["haproxy"], sample_data.APP_USER, SecretStr(sb.secret("app")))
+        app = AppWorkload(lambda: app_ep, rate=args.tps, threads=args.threads,
+                          customers=sample_data.customers_for(args.rows)).start()
+        time.sleep(WARMUP_S)
+        try:
+            for i in range(args.runs):
+                for workflow in ("cutover", "rollback"):
+                    runs.append(switch(sb, workflow, app))
+                    print(f"run {i + 1}/{args.runs} {workflow}: {json.dumps(runs[-1])}", file=sys.stderr)
+        finally:
+            load_result = app.stop()
+    by = {w: [r for r in runs if r["workflow"] == w] for w in ("cutover", "rollback")}
     print(json.dumps({
-        "bench": "cutover", "runs": args.runs, "target_tps": args.tps, "rows": args.rows,
-        "probe_rate_per_s": 50, "ok_runs": len(gaps),
-        "longest_gap_ms": {"median": round(statistics.median(gaps), 1) if gaps else None,
-                           "max": round(max(gaps), 1) if gaps else None, "all": gaps},
-        "lost_acknowledged_writes": {"probe": [r.get("probe_lost") for r in runs],
-                                     "load": [r.get("load_lost") for r in runs]},
-        "load_tps": [r.get("load_tps") for r in runs],
-        "goal": {"median_ms": 250, "max_ms": 1000, "lost": 0},
-        "detail": runs}, indent=2))
+        "bench": "cutover+rollback", "runs_each": args.runs, "target_tps": args.tps, "rows": args.rows,
+        "probe_rate_per_s": 50, "load_tps": round(load_result.achieved_tps, 1),
+        **{w: {"ok_runs": sum(r["ok"] for r in rs), "probe_longest_gap_ms": summary(rs, "probe_longest_gap_ms"),
+               "load_longest_gap_ms": summary(rs, "load_longest_gap_ms"),
+               "probe_lost": [r.get("probe_lost") for r in rs], "load_lost": [r.get("load_lost_so_far") for r in rs]}
+           for w, rs in by.items()},
+        "goal": GOAL, "detail": runs}, indent=2))
 
 
 if __name__ == "__main__":

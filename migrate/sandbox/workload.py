@@ -54,6 +54,11 @@ class AppWorkload:
             self._workers.append(worker)
         return self
 
+    def snapshot(self) -> tuple[list[int], list[float]]:
+        """The acknowledged order ids and acknowledgement times (monotonic) so far, while it runs."""
+        with self._lock:
+            return list(self._result.acked_order_ids), list(self._result.ack_times)
+
     def stop(self) -> WorkloadResult:
         self._stop.set()
         for worker in self._workers:

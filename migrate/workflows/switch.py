@@ -23,7 +23,7 @@ from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.switch import AppEndpoint, Switch
-from migrate.errors import BadInput, MigrateError, NeedsHuman
+from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
 from migrate.runner import Runner, RunResult
 from migrate.runner.store import command_line
 from migrate.steps import switch as switch_steps
@@ -179,6 +179,7 @@ def _already(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
 def _undo(m: Migration, workflow: str) -> dict[str, Any]:
     """Undo the attempt of `workflow` that died (or failed to roll back) before its point of no return."""
     sw = build(m, workflow, app=app_endpoint(m, "source" if workflow == "cutover" else "target"))
+    _refuse_undo_after_repoint(m, sw)
     runner = Runner(m.store, workflow, steps(m, sw), rollback_on_failure=True, linear=True,
                     undo_hint=f"fix what the journal names, then run `migrate {workflow} -p {m.path}` or "
                               f"`migrate {OPPOSITE[workflow]} -p {m.path}` again")
@@ -193,6 +194,19 @@ def _undo(m: Migration, workflow: str) -> dict[str, Any]:
     summary = (f"the {workflow} that stopped in its middle (run {result.attempt}) was undone: "
                f"{phase.sentence(now)}; report: {data['files']['markdown']}")
     return {"undone": workflow, "report": data, "summary": summary, "report_path": str(json_path)}
+
+
+def _refuse_undo_after_repoint(m: Migration, sw: Switch) -> None:
+    """A switch that died once the application may already reach the new primary is past its point of no
+    return, whatever the record says (it died before writing it): writes may have landed there, and undoing
+    it would lose them. Asked of the real repointer; when it cannot be read back, the repoint step must not
+    have begun."""
+    points = sw.repointer.points_to(*sw.new.address)
+    began = m.store.load_state().get("runs", {}).get(sw.workflow, {}).get("steps", {}).get("repoint", {})
+    if points or (points is None and began.get("status") in ("running", "done", "failed")):
+        why = "points the application at" if points else "may already point the application at"
+        raise Refused(f"the {sw.workflow} that stopped in its middle {why} {sw.new}: writes may have landed "
+                      "there, and undoing it would lose them", hint=f"finish it: `migrate {sw.workflow} -p {m.path}`")
 
 
 def _wall(iso: str | None) -> float | None:
