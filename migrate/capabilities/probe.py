@@ -32,6 +32,11 @@ GAPS_KEPT = 10
 ERROR_SAMPLES = 20
 FAILURE_LOG_EVERY_S = 1.0
 GATE_MAX_GAP_S = 1.0  # the gate wants no interval without an acknowledged write longer than this
+# While writes fail, the probe tries again every FAST_RETRY_S rather than at its next tick (as a connection
+# pool retries), for the first FAST_RETRY_FOR_S of the outage: the gap is then measured to within a few
+# milliseconds of the first write the new primary accepts, not to the probe's next tick.
+FAST_RETRY_S = 0.005
+FAST_RETRY_FOR_S = 2.0
 RECENT_ACKS = 100_000
 
 
@@ -116,6 +121,7 @@ class Probe:
         self._first_ack_wall: float | None = None
         self._last_ack_mono = self._last_ack_wall = 0.0
         self._ok_since: float | None = None  # monotonic time of the first ack of the current success streak
+        self._failing_since: float | None = None  # monotonic time of the first failure of the current streak
         self._gaps: list[tuple[float, float, float]] = []  # (ms, from wall, to wall), largest first
         self._max_gap: tuple[float, float, float] | None = None
         self._errors: dict[tuple[str, int | None, str], dict[str, Any]] = {}
@@ -200,7 +206,9 @@ class Probe:
         tick = 0
         try:
             while not self._stop.is_set():
-                self._attempt()
+                if not self._attempt() and time.monotonic() - self._failing_since < FAST_RETRY_FOR_S:
+                    self._stop.wait(FAST_RETRY_S)
+                    continue
                 # Absolute schedule: tick n is due at start + n/rate; ticks missed by a slow write are
                 # skipped, never bursted.
                 elapsed = time.monotonic() - self._start_mono
@@ -211,7 +219,7 @@ class Probe:
                 self._session.close()
                 self._session = None
 
-    def _attempt(self) -> None:
+    def _attempt(self) -> bool:
         with self._cond:
             self._attempts += 1
             seq = self._attempts  # one seq per attempt, never reused: a failed write may still have landed
@@ -224,8 +232,9 @@ class Probe:
             self._session.run(INSERT, (self.run_id, seq))
         except Exception as exc:  # noqa: BLE001 - the probe must outlive any failure; each one is recorded
             self._failure(during, exc)
-            return
+            return False
         self._ack(seq, time.monotonic(), time.time())
+        return True
 
     def _connect(self) -> Session:
         """Connect with the handshake bounded by `connect_timeout` too, then allow `query_timeout` per write.
@@ -245,6 +254,7 @@ class Probe:
             self._last_ack_mono, self._last_ack_wall = mono, wall
             if self._ok_since is None:
                 self._ok_since = mono
+            self._failing_since = None
             self._cond.notify_all()
 
     def _failure(self, during: str, exc: Exception) -> None:
@@ -258,6 +268,8 @@ class Probe:
         with self._cond:
             self._failed += 1
             self._ok_since = None
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             key = (during, code, text)
             if key not in self._errors and len(self._errors) >= ERROR_SAMPLES:
                 key = ("other", None, "further distinct errors")

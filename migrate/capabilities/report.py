@@ -167,7 +167,8 @@ def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
         f"interval between two acknowledged writes, from {wd['from']} to {wd['to']}.", "",
         f"How it was measured: a probe connected as an application account to the application's endpoint "
         f"and wrote one sequence-numbered row every {_num(1000 / rate, 1)} ms ({_rate(rate)}/s) into "
-        "`_migrate.probe`, reconnecting after every failed write. The gap is measured between the moments "
+        "`_migrate.probe`, reconnecting after every failed write and trying again every 5 ms for the first 2 s "
+        "of an outage (as a connection pool retries). The gap is measured between the moments "
         "the probe received the server's acknowledgements, counting from the probe's start to its first acknowledged "
         "write and from its last one to its stop, so a lockout is counted whole, not only the gaps "
         "between writes that succeeded.", "",

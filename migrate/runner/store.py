@@ -70,13 +70,16 @@ class Store:
         write_atomic(self.state_path, json.dumps(log.redact_value("state", state), indent=2, sort_keys=True))
 
     # -- journal -------------------------------------------------------------------------------
-    def journal(self, event: str, **fields: Any) -> dict[str, Any]:
+    def journal(self, event: str, *, durable: bool = True, **fields: Any) -> dict[str, Any]:
+        """Append one event. `durable=False` skips the fsync (a process crash still keeps the line; only a
+        power loss could cut it): for the frequent events of a step, whose outcome state.json holds."""
         ensure_private_dir(self.dir)
         entry = {"ts": now_iso(), "event": event, **{k: log.redact_value(k, v) for k, v in fields.items()}}
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, (json.dumps(entry, sort_keys=False) + "\n").encode())
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return entry

@@ -208,8 +208,12 @@ class BlockWrites(SwitchStep):
         ctx.on_cancel(sw.close)
         s = sw.old.shared()
         held = write_block.revocable(s, inspector.accounts_of(s, sw.app_users))
-        # Saved before the first REVOKE: a crash in the middle can still be undone.
-        ctx.facts["revoked"] = [{"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held]
+        # Saved before the first REVOKE, so a crash in the middle can still be undone; added to what an earlier
+        # run of this attempt took (after its REVOKE the server no longer shows those privileges).
+        taken = ctx.facts.get("revoked", [])
+        taken += [item for item in ({"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held)
+                  if item not in taken]
+        ctx.facts["revoked"] = taken
         ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
         phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}", phase=phase.SWITCHING[sw.workflow],
                      attempt=ctx.attempt, workflow=sw.workflow, app_on=sw.old.name, writable=[])
@@ -260,8 +264,7 @@ class FinalPosition(SwitchStep):
         sw = self.sw
         ctx.on_cancel(sw.close)
         final = inspector.binlog_position(sw.old.shared())
-        ctx.facts["final"] = _as_dict(final)
-        ctx.save()
+        ctx.facts["final"] = _as_dict(final)  # saved with the step: a crash before that just takes it again
         ctx.checkpoint(f"final position {final.file}:{final.pos} taken; waiting for {sw.new.name}")
         started = time.monotonic()
         new = sw.new.shared()
@@ -314,11 +317,10 @@ class Promote(SwitchStep):
             facts.setdefault("replica_at_promotion", {"gtid": status.executed_gtid_set,
                                                       "file": status.exec_source_log_file,
                                                       "pos": status.exec_source_log_pos})
-            ctx.save()
             replication.stop(new)
         if "own_position" not in facts:  # before anything can write there: where the old primary follows from
             facts["own_position"] = _as_dict(inspector.binlog_position(new))
-            ctx.save()
+        ctx.save()  # both, before the new primary can be written to
         ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
         if status.configured:
             replication.forget(new)

@@ -29,7 +29,7 @@ def facts(src_version="8.0.36", tgt_version="8.0.36", src_vars=None, tgt_vars=No
                     1000.2)
     host = HostFacts(True, free_bytes=10**12, disk_path="/var/lib/mysql",
                      tools={"mydumper": "/usr/bin/mydumper", "myloader": "/usr/bin/myloader"}, clock_offset_s=0.0)
-    base = PlanFacts(pb, s, None, t, None, host, None, (True, "ok"), (True, "ok"))
+    base = PlanFacts(pb, s, None, t, None, host, None, (True, "ok"), ("pass", "ok", None))
     return dataclasses.replace(base, **changes)
 
 
