@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 from pydantic import SecretStr
 
@@ -51,13 +52,34 @@ def switch(sb, workflow: str, app: AppWorkload) -> dict:
     with new_primary.root() as s:
         present = {r["id"] for r in s.run("SELECT id FROM shop.orders WHERE id IN (" + ",".join(map(str, acked)) + ")")}
     downtime = report["write_downtime"]
+    timeline = _timeline(sb, report["run_id"], downtime["from"])
     return {"workflow": workflow, "ok": True, "probe_longest_gap_ms": downtime["longest_gap_ms"],
             "probe_lost": downtime["lost_acknowledged_writes"], "probe_acknowledged": downtime["acknowledged"],
             "load_longest_gap_ms": round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0) * 1000,
                                          1),
             "load_acknowledged_so_far": len(acked), "load_lost_so_far": len(set(acked) - present),
             "command_s": round(ended_mono - began_mono, 2),
-            "steps_ms": {s["name"]: round((s["duration_s"] or 0) * 1000, 1) for s in report["steps"]}}
+            "steps_ms": {s["name"]: round((s["duration_s"] or 0) * 1000, 1) for s in report["steps"]},
+            "timeline_ms": timeline, "probe_errors": [
+                {k: e.get(k) for k in ("count", "during", "code", "message", "first_at", "last_at")}
+                for e in (report.get("probe") or {}).get("errors", [])][:5]}
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _timeline(sb, run_id: str, gap_from: str) -> dict:
+    """Where the probe's longest gap went: the journal's events of the switch, in ms from the probe's last
+    acknowledged write before the gap, from the block's start to the repoint's end."""
+    events = [json.loads(line) for line in (sb.dir / "state" / "sandbox" / "journal.jsonl").read_text().splitlines()]
+    t0, out = _ts(gap_from), {}
+    for e in events:
+        if e.get("run_id") != run_id or e.get("step") not in ("block_writes", "final_position", "promote", "repoint"):
+            continue
+        label = f"{e['step']}:{e['event']}" + (f":{e['what'][:30]}" if e.get("what") else "")
+        out[label] = round((_ts(e["ts"]) - t0) * 1000, 1)
+    return out
 
 
 def summary(runs: list[dict], key: str) -> dict:

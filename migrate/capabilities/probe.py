@@ -2,9 +2,12 @@
 
 A thread connects as an application account to the application's endpoint and inserts one
 sequence-numbered row per tick into `_migrate.probe`, reconnecting after any failure. Downtime is the
-longest interval between two *acknowledged* writes, measured on acknowledgement times and counted
-from the probe's start and up to its stop as well: a probe that only looks at gaps between successful
-writes, or that stops while writes still fail, reports milliseconds for a lockout of seconds.
+longest interval between two *acknowledged* writes, measured on acknowledgement times and counted up
+to its stop as well: a probe that only looks at gaps between successful writes, or that stops while
+writes still fail, reports milliseconds for a lockout of seconds. The probe's own start-up (until its
+first acknowledged write) is not downtime and is reported apart (`first_ack_after_ms`); a probe that
+never wrote counts its whole run, and a run that resumes a switch whose writes an earlier run blocked
+counts from that block (see `report.resumed_gap`).
 `stop()` therefore keeps writing until writes have succeeded again for a while, and `verify()` checks
 that every acknowledged write is on the new primary.
 """
@@ -76,6 +79,7 @@ class ProbeResult:
     errors: list[dict[str, Any]]
     ended_acknowledging: bool
     first_ack_at: str | None = None
+    first_ack_after_ms: float | None = None  # the probe's start-up: from its start to its first acknowledged write
     acknowledged_seqs: list[int] = field(default_factory=list, repr=False)
     lost: list[int] | None = None
     lost_count: int | None = None
@@ -248,9 +252,10 @@ class Probe:
         with self._cond:
             self._acked.append(seq)
             self._recent_acks.append(mono)
-            if self._first_ack_wall is None:
+            if self._first_ack_wall is None:  # start-up, not downtime
                 self._first_ack_wall = wall
-            self._note_gap(mono - self._last_ack_mono, self._last_ack_wall, wall)
+            else:
+                self._note_gap(mono - self._last_ack_mono, self._last_ack_wall, wall)
             self._last_ack_mono, self._last_ack_wall = mono, wall
             if self._ok_since is None:
                 self._ok_since = mono
@@ -305,4 +310,6 @@ class Probe:
                 errors=sorted(self._errors.values(), key=lambda e: -e["count"]),
                 ended_acknowledging=ended_acknowledging,
                 first_ack_at=_iso(self._first_ack_wall) if self._first_ack_wall else None,
+                first_ack_after_ms=round((self._first_ack_wall - self._start_wall) * 1000, 1)
+                if self._first_ack_wall else None,
                 acknowledged_seqs=list(self._acked))

@@ -118,16 +118,19 @@ def stop(replica: Session) -> None:
     replica.run(d.rds_stop_replication() if d.rds else d.stop_replica())
 
 
+def reset(replica: Session) -> None:
+    """Forget the (stopped) replica's source entirely, connection settings included."""
+    d = replica.dialect
+    replica.run(d.reset_external_source() if d.rds else d.reset_replica_all())
+
+
 def forget(replica: Session) -> None:
     """Stop replication and forget its source entirely, when there is one."""
-    d = replica.dialect
     if not read_status(replica).configured:
         return
-    if d.rds:
-        replica.run(d.reset_external_source())
-        return
-    replica.run(d.stop_replica())
-    replica.run(d.reset_replica_all())
+    if not replica.dialect.rds:  # RDS's reset procedure stops replication itself
+        stop(replica)
+    reset(replica)
 
 
 @contextlib.contextmanager

@@ -169,9 +169,10 @@ def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
         f"and wrote one sequence-numbered row every {_num(1000 / rate, 1)} ms ({_rate(rate)}/s) into "
         "`_migrate.probe`, reconnecting after every failed write and trying again every 5 ms for the first 2 s "
         "of an outage (as a connection pool retries). The gap is measured between the moments "
-        "the probe received the server's acknowledgements, counting from the probe's start to its first acknowledged "
-        "write and from its last one to its stop, so a lockout is counted whole, not only the gaps "
-        "between writes that succeeded.", "",
+        "the probe received the server's acknowledgements, from its first acknowledged write (its own start-up, "
+        f"{_num(probe.get('first_ack_after_ms'))} ms, is not downtime) to its stop, the interval after its last "
+        "acknowledged write included, so a lockout is counted whole, not only the gaps between writes that "
+        "succeeded.", "",
         f"- attempts {_num(probe['attempts'])}, acknowledged {_num(probe['acknowledged'])}, "
         f"failed {_num(probe['failed'])}, from {probe['started_at']} to {probe['ended_at']}",
     ]

@@ -30,16 +30,22 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write to a temp file in the same directory, fsync, rename over `path`, fsync the directory."""
+def write_atomic(path: Path, text: str, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Write to a temp file in the same directory, fsync, rename over `path`, fsync the directory.
+
+    `durable=False` skips both fsyncs: the file is still replaced whole (a killed process leaves the old
+    version or the new one), but a power loss may bring back the old one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, text.encode())
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -64,10 +70,11 @@ class Store:
         except FileNotFoundError:
             return {"runs": {}, "data": {}}
 
-    def save_state(self, state: dict[str, Any]) -> None:
+    def save_state(self, state: dict[str, Any], *, durable: bool = True) -> None:
         ensure_private_dir(self.dir)
         state["updated_at"] = now_iso()
-        write_atomic(self.state_path, json.dumps(log.redact_value("state", state), indent=2, sort_keys=True))
+        write_atomic(self.state_path, json.dumps(log.redact_value("state", state), indent=2, sort_keys=True),
+                     durable=durable)
 
     # -- journal -------------------------------------------------------------------------------
     def journal(self, event: str, *, durable: bool = True, **fields: Any) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def _as_dict(p: BinlogPosition) -> dict:
 def _toggle_events(s: Session, server: Server, names: list[str], *, enable: bool) -> int:
     """Enable (on a primary) or disable (on a replica, where they would diverge it) the events the source had
     enabled, out of the binary log. Never on RDS, whose binary log the master user cannot turn off."""
-    if server.rds:
+    if server.rds or not names:
         return 0
     changed = 0
     with replication.binlog_off(s):
@@ -214,6 +214,7 @@ class BlockWrites(SwitchStep):
         taken += [item for item in ({"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held)
                   if item not in taken]
         ctx.facts["revoked"] = taken
+        ctx.facts.setdefault("blocked_at", time.time())  # from here on writes may fail: the downtime starts
         ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
         phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}", phase=phase.SWITCHING[sw.workflow],
                      attempt=ctx.attempt, workflow=sw.workflow, app_on=sw.old.name, writable=[])
@@ -221,7 +222,6 @@ class BlockWrites(SwitchStep):
         write_block.revoke(s, held, log_to_binlog=sw.old.rds)
         ctx.checkpoint("write privileges revoked; killing the application's sessions")
         killed = write_block.kill_and_wait(s, sw.app_users, sw.timeout_s)
-        ctx.facts["blocked_at"] = time.time()
         names = sorted({g.account for g in held})
         return (f"writes blocked on {sw.old.name}: {sum(len(g.write_privileges()) for g in held)} write privilege(s) "
                 f"revoked from {', '.join(names) or 'no account'}, {killed} session(s) killed and gone")
@@ -323,7 +323,7 @@ class Promote(SwitchStep):
         ctx.save()  # both, before the new primary can be written to
         ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
         if status.configured:
-            replication.forget(new)
+            replication.reset(new)
         write_block.give_back(new, facts.get("revoked", []), log_to_binlog=sw.new.rds)
         enabled = _toggle_events(new, sw.new, sw.events, enable=True)
         if not sw.new.rds:
