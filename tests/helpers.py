@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from migrate.adapters.db import Endpoint, Session, connect
@@ -16,6 +17,21 @@ def run_migrate(*args: str, timeout: float = 300, env: dict[str, str] | None = N
     """The real `migrate` command, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "migrate", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+def spawn_migrate(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The real `migrate` command in the background (a test kills it), its output discarded."""
+    return subprocess.Popen([sys.executable, "-m", "migrate", *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def endpoint_as(server_port: int, user: str, password: str, label: str = "server") -> Endpoint:

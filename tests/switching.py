@@ -5,14 +5,30 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from migrate.capabilities import phase
+from migrate.capabilities.migration import Migration
+from migrate.playbook import load
 from migrate.sandbox import sample_data
+from migrate.sandbox import sandbox as sandbox_mod
+from migrate.sandbox.sandbox import Sandbox
 from migrate.sandbox.workload import AppWorkload, WorkloadResult
 from tests.helpers import endpoint_as, run_migrate, write_playbook
 
-FAST = {"stable_for_s": 1, "max_lag_s": 1}
+FAST = {"stable_for_s": 0.5, "max_lag_s": 1}
+
+
+@contextmanager
+def started_sandbox(rows: int = 2000) -> Iterator[Sandbox]:
+    """A sandbox of the caller's own with `migrate start` done: the target replicates from the source."""
+    from migrate.workflows import start
+
+    with sandbox_mod.temporary(rows) as sb:
+        start.run(Migration(load(sb.playbook_path)))
+        yield sb
 
 
 def fast_playbook(sb, tmp_path: Path, **changes) -> Path:

@@ -16,13 +16,10 @@ import pytest
 
 from migrate.adapters.db import DatabaseError
 from migrate.capabilities import replication
-from migrate.capabilities.migration import Migration
-from migrate.playbook import load
 from migrate.sandbox import sample_data
-from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.workload import AppWorkload
-from migrate.workflows import start
 from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
+from tests.switching import app_endpoint, missing_orders, started_sandbox
 
 SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}
 
@@ -31,13 +28,8 @@ SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}
 def migrating(tmp_path_factory):
     """A sandbox of this module's own, with `migrate start` done: the target replicates from the source."""
 
-    with sandbox_mod.temporary(2000) as sb:
-        start.run(Migration(load(sb.playbook_path)))
+    with started_sandbox() as sb:
         yield sb
-
-
-def app_endpoint(sb):
-    return endpoint_as(sb.ports["haproxy"], sample_data.APP_USER, sb.secret("app"))
 
 
 def journal_events(sb) -> list[tuple[str, str | None]]:
@@ -119,7 +111,7 @@ def test_a_final_wait_that_times_out_rolls_back_and_exits_3(migrating, tmp_path)
     assert events[-1] == ("run_rolled_back", None)
     assert_untouched(migrating)
     with migrating.source.root() as s:
-        missing = _missing(s, writes.acked_order_ids)
+        missing = missing_orders(s, writes.acked_order_ids)
     assert writes.acked_order_ids and missing == []
 
 
@@ -137,7 +129,7 @@ def test_a_repoint_command_that_fails_rolls_back_and_exits_3(migrating, tmp_path
         assert ("rollback_done", step) in events
     assert_untouched(migrating)
     with migrating.source.root() as s:
-        assert _missing(s, writes.acked_order_ids) == []
+        assert missing_orders(s, writes.acked_order_ids) == []
     report = json.loads((migrating.dir / "state" / "sandbox" / "report.json").read_text())
     assert report["status"] == "rolled_back"
 
@@ -155,7 +147,7 @@ def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
     assert post.acked_order_ids, "the application cannot write after the cutover"
 
     with migrating.source.root() as s, migrating.target.root() as t:
-        assert _missing(t, writes.acked_order_ids + post.acked_order_ids) == []
+        assert missing_orders(t, writes.acked_order_ids + post.acked_order_ids) == []
         for table, key in SHOP_KEYS.items():
             upto = s.value(f"SELECT MAX(`{key}`) FROM shop.`{table}`")
             assert fingerprint(s, "shop", table, key, upto) == fingerprint(t, "shop", table, key, upto), table
@@ -169,11 +161,3 @@ def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
     report_md = migrating.dir / "state" / "sandbox" / "report.md"
     assert "write downtime" in report_md.read_text().lower()
     assert stat.S_IMODE(report_md.stat().st_mode) == 0o600
-
-
-def _missing(session, order_ids: list[int]) -> list[int]:
-    if not order_ids:
-        return []
-    present = {r["id"] for r in session.run("SELECT id FROM shop.orders WHERE id IN (" +
-                                            ", ".join(str(int(i)) for i in order_ids) + ")")}
-    return sorted(set(order_ids) - present)

@@ -9,10 +9,7 @@ the same one finishes it.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -20,10 +17,9 @@ import pytest
 
 from migrate.capabilities import replication
 from migrate.capabilities.migration import Migration
-from migrate.playbook import load, parse
-from migrate.sandbox import sandbox as sandbox_mod
-from migrate.workflows import start, switch
-from tests.helpers import ROOT, open_session
+from migrate.playbook import parse
+from migrate.workflows import switch
+from tests.helpers import open_session, spawn_migrate, wait_for
 from tests.switching import (
     Load,
     app_endpoint,
@@ -32,6 +28,7 @@ from tests.switching import (
     migrate,
     missing_orders,
     phase_of,
+    started_sandbox,
     to_phase,
 )
 
@@ -99,21 +96,19 @@ CASES = _cases()
 
 @pytest.fixture(scope="module")
 def sb():
-    with sandbox_mod.temporary(2000) as made:
-        start.run(Migration(load(made.playbook_path)))
+    with started_sandbox() as made:
         yield made
 
 
 def _killed_at(sb, playbook, case: Case) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "migrate", case.workflow, "-p", str(playbook), "--yes"], cwd=ROOT,
-                            env={**os.environ, "MIGRATE_TEST_HOLD": f"{case.workflow}:{case.step}:{case.point}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn_migrate(case.workflow, "-p", str(playbook), "--yes",
+                         env={"MIGRATE_TEST_HOLD": f"{case.workflow}:{case.step}:{case.point}"})
     try:
-        deadline = time.monotonic() + 90
-        while not any(e["event"] == "held" and e.get("pid") == proc.pid for e in journal(sb)[-8:]):
+        def held() -> bool:
             assert proc.poll() is None, f"migrate {case.workflow} ended ({proc.returncode}) before {case}"
-            assert time.monotonic() < deadline, f"never reached {case}"
-            time.sleep(0.05)
+            return any(e["event"] == "held" and e.get("pid") == proc.pid for e in journal(sb)[-8:])
+
+        wait_for(held, 90, str(case))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:

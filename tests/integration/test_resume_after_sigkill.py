@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from migrate.sandbox import procs
 from migrate.sandbox.sandbox import Sandbox
-from tests.helpers import ROOT, run_migrate
+from tests.helpers import ROOT, run_migrate, wait_for
 
 ROWS = 200_000
 
@@ -25,25 +24,16 @@ def _journal(directory) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sandbox_up_killed_mid_load_resumes_and_down_leaves_nothing(fresh_sandbox_dir):
     directory = fresh_sandbox_dir
     first = subprocess.Popen([sys.executable, "-m", "migrate", "--log-format", "json", "sandbox", "up",
                               "--dir", str(directory), "--rows", str(ROWS)], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: any(e["event"] == "step_started" and e.get("step") == "sample_data"
+        wait_for(lambda: any(e["event"] == "step_started" and e.get("step") == "sample_data"
                               for e in _journal(directory)), 120, "the sample data load to start")
         sb = Sandbox.open(directory)
-        _wait_for(lambda: _orders(sb) > 0, 60, "the first orders to land")
+        wait_for(lambda: _orders(sb) > 0, 60, "the first orders to land")
 
         second = run_migrate("sandbox", "up", "--dir", str(directory), timeout=60)
         assert second.returncode == 1, second.stderr + second.stdout
