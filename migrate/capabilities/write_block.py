@@ -76,15 +76,20 @@ def sessions_of(s: Session, users: list[str], *, exclude: set[int] = frozenset()
     return [r["id"] for r in rows if r["id"] not in exclude and r["id"] != s.connection_id]
 
 
-def kill_and_wait(s: Session, users: list[str], timeout_s: float) -> int:
-    """Kill every session of `users`, then wait until they are gone: KILL returns before the session is."""
-    ids = sessions_of(s, users)
+def _kill(s: Session, ids: list[int]) -> None:
     for connection_id in ids:
         try:
             s.run(s.dialect.kill(connection_id))
         except DatabaseError as exc:
             if exc.code not in (1094,):  # 1094: unknown thread id: it ended by itself
                 raise
+
+
+def kill_and_wait(s: Session, users: list[str], timeout_s: float) -> int:
+    """Kill every session of `users`, then wait until they are gone: KILL returns before the session is.
+    (Killing from several sessions at once was measured slower under load: the extra connects cost more.)"""
+    ids = sessions_of(s, users)
+    _kill(s, ids)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         left = set(sessions_of(s, users)) & set(ids)

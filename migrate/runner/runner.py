@@ -8,7 +8,9 @@ An *attempt* is a workflow from its first run until it ends (done, refused, roll
 crash or a failure resumes the attempt: its steps' statuses and its facts (`ctx.facts`) carry over. A run
 after an ended attempt starts a new one with no facts: a step never takes another attempt's result for
 its own. In a `linear` workflow (the cutover) a step that a later step of the attempt has already
-followed is not run again: the choreography only moves forward, or rolls back.
+followed is not run again: the choreography only moves forward, or rolls back; and a new attempt of it
+runs every step without asking done() first (a switch that has not begun has done nothing, and every
+step may be repeated): the application waits for each question asked of a server there.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class Step(ABC):
     point_of_no_return: ClassVar[bool] = False
     changes_nothing: ClassVar[bool] = False  # a check: a refusal by it, or before it, needs no rollback
     always_recheck: ClassVar[bool] = False  # linear workflows: done() still decides after later steps began
+    persist_start: ClassVar[bool] = True  # False: nothing on a server to undo if it dies in its middle, so its
+    # "running" is saved with what comes next (one write less while the application waits)
 
     @abstractmethod
     def describe(self) -> str:
@@ -182,6 +186,7 @@ class Runner:
         self.on_done = on_done
         self.run_id = uuid.uuid4().hex[:12]
         self.attempt = self.run_id
+        self.resumed = False
         self.current: str | None = None
         self.state: dict[str, Any] = {}
         self.log = log.get(workflow=workflow, run_id=self.run_id)
@@ -235,6 +240,7 @@ class Runner:
 
     def _run_locked(self) -> RunResult:
         ctx, resumed = self._begin()
+        self.resumed = resumed
         self._journal("run_started", steps=[s.name for s in self.steps], resumed=resumed, attempt=self.attempt)
         started = time.monotonic()
         result = RunResult(self.workflow, self.run_id, "running", attempt=self.attempt)
@@ -296,6 +302,8 @@ class Runner:
         self.current = step.name
         if self.linear and not step.always_recheck and self._later_step_began(step):
             already, message = True, "done earlier in this attempt (a later step has begun); not repeated"
+        elif self.linear and not self.resumed:
+            already, message = False, ""
         else:
             message = "already done (checked on the servers); skipped"
             try:
@@ -312,7 +320,7 @@ class Runner:
             return StepOutcome(step.name, "skipped", 0.0, message)
 
         attempts = self._run["steps"].get(step.name, {}).get("attempts", 0) + 1
-        self._set_step(step.name, status="running", started_at=now_iso(), attempts=attempts)
+        self._set_step(step.name, persist=step.persist_start, status="running", started_at=now_iso(), attempts=attempts)
         self._journal("step_started", durable=False, step=step.name, attempt=attempts, timeout_s=step.timeout_s)
         self.log.info("step started", step=step.name, what=step.describe())
         self.hold(step.name, "start")

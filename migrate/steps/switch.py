@@ -22,6 +22,10 @@ from migrate.runner import RunContext, Step
 
 GATE_GRACE_S = 60.0
 SAMPLE_EVERY_S = 0.25
+# Once the gates hold, the block starts right after a sample applied within LOW_LAG_S (waited for at most
+# LOW_LAG_WAIT_S): what the replica still has to apply after the block is downtime.
+LOW_LAG_S = 0.05
+LOW_LAG_WAIT_S = 2.0
 FOLLOW_START_TIMEOUT_S = 30.0
 
 
@@ -90,7 +94,7 @@ class Gates(SwitchStep):
         self._static_checks(old, new)
         ctx.checkpoint("accounts, read_only and the probe's endpoint checked; sampling the replica")
         deadline = time.monotonic() + sw.stable_for_s + GATE_GRACE_S
-        stable_since, worst, samples, why_not = None, 0.0, 0, ""
+        stable_since, worst, samples, why_not, held_since = None, 0.0, 0, "", None
         while True:
             status = replication.read_status(new)
             self._replicating_from_old(status)
@@ -106,10 +110,16 @@ class Gates(SwitchStep):
             if stable_since is not None and now - stable_since >= sw.stable_for_s:
                 why_not = sw.probe_gate(sw.stable_for_s) if sw.probe_gate else None
                 if why_not is None:
-                    probe = ("; the probe acknowledged writes through the application endpoint throughout"
-                             if sw.probe_gate else "")
-                    return (f"{sw.new.name} replicates from {sw.old.name}, healthy and caught up: {samples} positions "
-                            f"sampled, each applied within {worst * 1000:.0f} ms over {sw.stable_for_s:g} s{probe}")
+                    held_since = held_since or now
+                    if lag <= LOW_LAG_S or now - held_since >= LOW_LAG_WAIT_S:
+                        probe = ("; the probe acknowledged writes through the application endpoint throughout"
+                                 if sw.probe_gate else "")
+                        return (f"{sw.new.name} replicates from {sw.old.name}, healthy and caught up: {samples} "
+                                f"positions sampled, each applied within {worst * 1000:.0f} ms over "
+                                f"{sw.stable_for_s:g} s, the last within {lag * 1000:.0f} ms{probe}")
+                    time.sleep(SAMPLE_EVERY_S / 5)
+                    continue
+                held_since = None
                 if why_not.startswith("the probe has acknowledged no write"):
                     raise Refused(f"the probe is not writing through the application endpoint: {why_not}",
                                   hint="the probe's account needs INSERT on _migrate (migrate start grants it to "
@@ -241,6 +251,7 @@ class BlockWrites(SwitchStep):
 
 class FinalPosition(SwitchStep):
     name = "final_position"
+    persist_start = False  # it only reads and waits; a resumed run takes the position again
 
     def __init__(self, sw: Switch):
         super().__init__(sw)
@@ -299,14 +310,16 @@ class Promote(SwitchStep):
         n = self.sw.new.name
         writable = "" if self.sw.new.rds else ", read_only off"
         return (f"on {n}: stop replication, record {n}'s own binary-log position (where the old primary will "
-                f"follow from), reset replication, give the application the write privileges the block took, "
-                f"enable the events kept disabled{writable}")
+                f"follow from), give the application the write privileges the block took, enable the events kept "
+                f"disabled{writable} (its stopped replication is forgotten after the repoint)")
 
     def done(self, ctx: RunContext) -> bool:
         if not ctx.facts.get("promoted"):
             return False
         with self.sw.new.session() as new:
-            return not replication.read_status(new).configured and (self.sw.new.rds or not new.variable("read_only"))
+            status = replication.read_status(new)
+            stopped = not (status.io_running or status.sql_running)
+            return stopped and (self.sw.new.rds or not new.variable("read_only"))
 
     def run(self, ctx: RunContext) -> str:
         sw, facts = self.sw, ctx.facts
@@ -322,8 +335,6 @@ class Promote(SwitchStep):
             facts["own_position"] = _as_dict(inspector.binlog_position(new))
         ctx.save()  # both, before the new primary can be written to
         ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
-        if status.configured:
-            replication.reset(new)
         write_block.give_back(new, facts.get("revoked", []), log_to_binlog=sw.new.rds)
         enabled = _toggle_events(new, sw.new, sw.events, enable=True)
         if not sw.new.rds:
@@ -333,7 +344,7 @@ class Promote(SwitchStep):
         own = _position(facts["own_position"])
         return (f"{sw.new.name} promoted at its position {own.file}:{own.pos}"
                 + (f" (GTID {own.gtid_set})" if own.gtid_set else "")
-                + f": replication stopped and reset, write privileges given back ({len(facts.get('revoked', []))} "
+                + f": replication stopped, write privileges given back ({len(facts.get('revoked', []))} "
                   f"grant(s)), {enabled} event(s) enabled" + ("" if sw.new.rds else ", read_only OFF"))
 
     def rollback(self, ctx: RunContext) -> str | None:
@@ -398,6 +409,28 @@ class Repoint(SwitchStep):
         sw.app.follow(sw.old)
         phase.update(ctx.state, f"{sw.workflow} pointed the application back to {sw.old.name}", app_on=sw.old.name)
         return f"application endpoint back on {sw.old.name}: {sentence}"
+
+
+class ForgetSource(SwitchStep):
+    """After the repoint, the new primary forgets the (stopped) replication from the old one: kept until then so
+    that an undone switch could resume it, and out of the window the application waits through."""
+
+    name = "forget_old_source"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        via = "mysql.rds_reset_external_master*" if self.sw.new.rds else "RESET REPLICA ALL"
+        return f"on {self.sw.new.name}: forget its stopped replication from {self.sw.old.name} ({via})"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sw.new.session() as new:
+            return not replication.read_status(new).configured
+
+    def run(self, ctx: RunContext) -> str:
+        with self.sw.new.session() as new:
+            if replication.read_status(new).configured:
+                replication.forget(new)
+        return f"{self.sw.new.name} no longer replicates from {self.sw.old.name}"
 
 
 class PostCheck(SwitchStep):
@@ -511,5 +544,5 @@ class Follow(SwitchStep):
 def steps(sw: Switch, *, hook: str | None = None, hook_timeout_s: float = 60.0) -> list[Step]:
     before = [BeforeHook(sw, hook, hook_timeout_s)] if hook else []
     follow = [Follow(sw)] if sw.follow_after else []
-    return [Gates(sw), *before, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw), PostCheck(sw),
-            *follow]
+    return [Gates(sw), *before, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw), ForgetSource(sw),
+            PostCheck(sw), *follow]
