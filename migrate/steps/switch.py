@@ -22,10 +22,10 @@ from migrate.runner import RunContext, Step
 
 GATE_GRACE_S = 60.0
 SAMPLE_EVERY_S = 0.25
-# Once the gates hold, the block starts right after a sample applied within LOW_LAG_S (waited for at most
-# LOW_LAG_WAIT_S): what the replica still has to apply after the block is downtime.
+# Once the gates hold, the block starts right after a sample applied within LOW_LAG_S, a bound that doubles
+# every second it is not met (never above max_lag_s): what the replica still has to apply after the block
+# is downtime, so the block waits a little for a moment when there is little of it.
 LOW_LAG_S = 0.05
-LOW_LAG_WAIT_S = 2.0
 FOLLOW_START_TIMEOUT_S = 30.0
 
 
@@ -111,7 +111,7 @@ class Gates(SwitchStep):
                 why_not = sw.probe_gate(sw.stable_for_s) if sw.probe_gate else None
                 if why_not is None:
                     held_since = held_since or now
-                    if lag <= LOW_LAG_S or now - held_since >= LOW_LAG_WAIT_S:
+                    if lag <= min(sw.max_lag_s, LOW_LAG_S * 2 ** (now - held_since)):
                         probe = ("; the probe acknowledged writes through the application endpoint throughout"
                                  if sw.probe_gate else "")
                         return (f"{sw.new.name} replicates from {sw.old.name}, healthy and caught up: {samples} "
