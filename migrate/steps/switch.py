@@ -429,6 +429,7 @@ class ForgetSource(SwitchStep):
     def run(self, ctx: RunContext) -> str:
         with self.sw.new.session() as new:
             if replication.read_status(new).configured:
+                ctx.checkpoint(f"{self.sw.new.name} still knows its old source; forgetting it")
                 replication.forget(new)
         return f"{self.sw.new.name} no longer replicates from {self.sw.old.name}"
 
