@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from migrate.adapters.db import connect
-from migrate.capabilities import host_inspector, inspector, rds_inspector
+from migrate.capabilities import host_inspector, inspector, phase, rds_inspector
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.seed.consistency import choose as choose_consistency
+from migrate.checks import Check, fail, passed, warn
 from migrate.checks import cutover as cutover_checks
-from migrate.checks import fail
 from migrate.checks import rds as rds_checks
 from migrate.checks import source as source_checks
 from migrate.checks import target as target_checks
@@ -32,7 +32,7 @@ def run(m: Migration, *, allow_nonempty_target: bool = False) -> dict[str, Any]:
         m.close()
     est = estimate(facts.source.data_bytes if facts.source else 0,
                    facts.source.binlog_bytes_per_s if facts.source else 0.0, m.pb.estimates, m.pb.cutover.stable_for_s)
-    checks = [*source_checks.checks(facts, est), *rds_checks.checks(facts),
+    checks = [_phase(m), *source_checks.checks(facts, est), *rds_checks.checks(facts),
               *target_checks.checks(facts, est, allow_nonempty=allow_nonempty_target), *cutover_checks.checks(facts)]
     if est.catch_up_s is None:
         checks.append(fail(
@@ -42,6 +42,19 @@ def run(m: Migration, *, allow_nonempty_target: bool = False) -> dict[str, Any]:
     failed = [c.id for c in checks if c.status == "fail"]
     return {"name": m.pb.name, "checks": [c.as_dict() for c in checks], "plan": _plan(m, facts),
             "estimates": est.as_dict(), "verdict": "no-go" if failed else "go", "failed": failed}
+
+
+def _phase(m: Migration) -> Check:
+    """Where the migration stands (read from its state file): the checks describe a migration not yet switched."""
+    now = phase.read(m.store.load_state())
+    said = phase.sentence(now)
+    if now.phase in ("new", "seeding", "replicating", "rolled_back"):
+        return passed("migration.phase", said)
+    if now.phase == "cut_over":
+        return warn("migration.phase", f"{said}: the checks below describe the way from the source to the "
+                    "target, which is done", f"`migrate status -p {m.path}`; the way back: `migrate rollback -p "
+                    f"{m.path} --dry-run`")
+    return fail("migration.phase", said, f"`migrate status -p {m.path}` says how to finish or undo it")
 
 
 # -- facts --------------------------------------------------------------------------------------------

@@ -91,6 +91,9 @@ def test_start_after_a_cutover_is_refused_and_points_at_rollback(sb, tmp_path):
     with sb.target.root() as t:
         assert not replication.read_status(t).configured and not t.variable("read_only")
     assert_app_writes_on(sb, "target")
+    plan = json.loads(migrate("plan", "-p", str(pb), "--json", expect=None).stdout)
+    check = next(c for c in plan["checks"] if c["id"] == "migration.phase")
+    assert check["status"] == "warn" and "cut over" in check["evidence"] and "migrate rollback" in check["fix"]
 
 
 def test_start_refuses_a_target_that_holds_data_of_its_own(sb, tmp_path):
