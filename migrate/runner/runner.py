@@ -53,12 +53,13 @@ class RunContext:
         self.cancelled = threading.Event()
         self._checkpointed = False
 
-    def save(self) -> None:
+    def save(self, *, durable: bool | None = None) -> None:
         """Persist `data` and `facts` now (for a value that must survive a crash in the middle of a step).
 
         In a linear workflow (a switch, while the application waits) this survives a killed process but
-        skips the fsync, which a busy disk can make cost a hundred milliseconds; see `Runner.save`."""
-        self._runner.save(durable=not self._runner.linear)
+        skips the fsync, which a busy disk can make cost a hundred milliseconds, unless `durable=True`; see
+        `Runner.save`."""
+        self._runner.save(durable=not self._runner.linear if durable is None else durable)
 
     @property
     def state(self) -> dict[str, Any]:

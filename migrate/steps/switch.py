@@ -228,7 +228,7 @@ class BlockWrites(SwitchStep):
         ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
         phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}", phase=phase.SWITCHING[sw.workflow],
                      attempt=ctx.attempt, workflow=sw.workflow, app_on=sw.old.name, writable=[])
-        ctx.save()
+        ctx.save(durable=True)  # the grants to give back must outlive even a power loss; the writes still flow
         write_block.revoke(s, held, log_to_binlog=sw.old.rds)
         ctx.checkpoint("write privileges revoked; killing the application's sessions")
         killed = write_block.kill_and_wait(s, sw.app_users, sw.timeout_s)
