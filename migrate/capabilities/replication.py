@@ -254,15 +254,19 @@ def mariadb_gtid_distance(source_pos: str, applied_pos: str) -> int:
     return sum(max(0, seq - applied.get(domain, 0)) for domain, seq in src.items())
 
 
+def wait_applied(replica: Session, position: BinlogPosition, timeout_s: float) -> str:
+    """Wait until `replica` has applied `position` (by GTID when it has one): reached | timeout | not_replicating."""
+    d = replica.dialect
+    if position.gtid_set:
+        return d.wait_outcome("gtid", replica.value(d.wait_for_gtid(position.gtid_set, timeout_s)))
+    return d.wait_outcome("position", replica.value(d.wait_for_position(position.file, position.pos, timeout_s)))
+
+
 def true_lag_s(source: Session, target: Session, limit_s: float) -> float | None:
     """Seconds until a position sampled on the source now is applied on the target; None past `limit_s`."""
-    d = target.dialect
     position = inspector.binlog_position(source)
     started = time.monotonic()
-    if position.gtid_set:
-        outcome = d.wait_outcome("gtid", target.value(d.wait_for_gtid(position.gtid_set, limit_s)))
-    else:
-        outcome = d.wait_outcome("position", target.value(d.wait_for_position(position.file, position.pos, limit_s)))
+    outcome = wait_applied(target, position, limit_s)
     elapsed = time.monotonic() - started
     if outcome != "reached":
         log.get().info("position not applied in time", outcome=outcome, limit_s=limit_s)

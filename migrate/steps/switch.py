@@ -1,7 +1,7 @@
 """The switch, as data: the ordered steps that move the application from an old primary to a new one.
 
 gates -> [hook] -> block_writes -> final_position -> promote -> repoint (the point of no return) ->
-post_check -> [the old primary follows the new one]. The cutover runs them source -> target, the rollback
+forget_old_source -> post_check -> [the old primary follows the new one]. The cutover runs them source -> target, the rollback
 target -> source. Before the repoint any failure rolls back: the application's grants back on the old
 primary, the new one replicating read-only again, the endpoint where it was.
 
@@ -57,13 +57,6 @@ def _toggle_events(s: Session, server: Server, names: list[str], *, enable: bool
                 events.set_enabled(s, schema, name, row["definer"], enable)
                 changed += 1
     return changed
-
-
-def _reached(replica: Session, final: BinlogPosition, timeout_s: float) -> str:
-    d = replica.dialect
-    if final.gtid_set:
-        return d.wait_outcome("gtid", replica.value(d.wait_for_gtid(final.gtid_set, timeout_s)))
-    return d.wait_outcome("position", replica.value(d.wait_for_position(final.file, final.pos, timeout_s)))
 
 
 class Gates(SwitchStep):
@@ -269,7 +262,7 @@ class FinalPosition(SwitchStep):
         with self.sw.old.session() as old, self.sw.new.session() as new:
             if inspector.binlog_position(old) != final:
                 return False
-            return replication.read_status(new).configured and _reached(new, final, 1) == "reached"
+            return replication.read_status(new).configured and replication.wait_applied(new, final, 1) == "reached"
 
     def run(self, ctx: RunContext) -> str:
         sw = self.sw
@@ -279,7 +272,7 @@ class FinalPosition(SwitchStep):
         ctx.checkpoint(f"final position {final.file}:{final.pos} taken; waiting for {sw.new.name}")
         started = time.monotonic()
         new = sw.new.shared()
-        outcome = _reached(new, final, sw.timeout_s)
+        outcome = replication.wait_applied(new, final, sw.timeout_s)
         if outcome != "reached":
             status = replication.read_status(new)
             raise StepFailed(
