@@ -11,8 +11,19 @@ from dataclasses import dataclass, field
 
 from migrate import log
 from migrate.adapters.db import DatabaseError, Session, Statement
-from migrate.capabilities import grants
+from migrate.capabilities import grants, inspector
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS, Account
+from migrate.errors import Refused
+
+
+def named(s: Session, users: list[str], *, what: str, where: str, fix: str) -> list[Account]:
+    """The accounts of `users` on `s`; refused, naming the missing ones (`what` says which they are), when any
+    does not exist there."""
+    found = inspector.accounts_of(s, users)
+    missing = sorted(set(users) - {a.user for a in found})
+    if missing:
+        raise Refused(f"{what} {', '.join(missing)} do(es) not exist on {where}", hint=fix)
+    return found
 
 
 @dataclass

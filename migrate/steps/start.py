@@ -30,12 +30,8 @@ class MigrationStep(Step):
 
 
 def app_accounts(source: Session, m: Migration) -> list[Account]:
-    found = inspector.accounts_of(source, m.pb.cutover.app_users)
-    missing = set(m.pb.cutover.app_users) - {a.user for a in found}
-    if missing:
-        raise Refused(f"application account(s) {', '.join(sorted(missing))} named in cutover.app_users do not exist "
-                      "on the source", hint="fix cutover.app_users in the playbook")
-    return found
+    return accounts.named(source, m.pb.cutover.app_users, what="application account(s) named in cutover.app_users",
+                          where="the source", fix="fix cutover.app_users in the playbook")
 
 
 def probe_writers(source: Session, m: Migration) -> list[Account]:
@@ -44,12 +40,9 @@ def probe_writers(source: Session, m: Migration) -> list[Account]:
     extra = m.pb.probe.user if m.pb.probe.enabled and m.pb.probe.user not in users else None
     found = app_accounts(source, m)
     if extra:
-        probe_accounts = inspector.accounts_of(source, [extra])
-        if not probe_accounts:
-            raise Refused(f"probe.user {extra} does not exist on the source",
-                          hint="set probe.user to an application account (or leave it unset: the first of "
-                               "cutover.app_users is used)")
-        found += probe_accounts
+        found += accounts.named(source, [extra], what="probe.user", where="the source",
+                                fix="set probe.user to an application account (or leave it unset: the first of "
+                                    "cutover.app_users is used)")
     return found
 
 

@@ -144,11 +144,8 @@ class Gates(SwitchStep):
 
     def _static_checks(self, old: Session, new: Session) -> None:
         sw = self.sw
-        held = inspector.accounts_of(old, sw.app_users)
-        missing = sorted(set(sw.app_users) - {a.user for a in held})
-        if missing:
-            raise Refused(f"application account(s) {', '.join(missing)} named in cutover.app_users do not exist on "
-                          f"{sw.old.name}", hint="fix cutover.app_users in the playbook")
+        held = accounts.named(old, sw.app_users, what="application account(s) named in cutover.app_users",
+                              where=sw.old.name, fix="fix cutover.app_users in the playbook")
         absent = [str(a) for a in held if not accounts.exists(new, a)]
         if absent:
             raise Refused(f"application account(s) {', '.join(absent)} do not exist on {sw.new.name}",
