@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 import structlog
 
 _secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None  # every known secret, longest first: one pass over a text
 _lock = threading.Lock()
 _SECRET_KEYS = re.compile(r"pass(word)?|secret|token|credential", re.I)
 REDACTED = "***"
@@ -18,21 +20,25 @@ REDACTED = "***"
 
 def register_secret(value: str) -> None:
     """Remember a secret value so that no log line can carry it, whatever key it hides under."""
+    global _pattern
     if value and len(value) >= 3:
         with _lock:
             _secrets.add(value)
+            _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
 
 
 def redact(text: str) -> str:
-    with _lock:
-        known = sorted(_secrets, key=len, reverse=True)
-    for secret in known:
-        text = text.replace(secret, REDACTED)
-    return text
+    pattern = _pattern
+    return pattern.sub(REDACTED, text) if pattern is not None and text else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEYS.search(key) is not None
 
 
 def redact_value(key: str, value: Any) -> Any:
-    if _SECRET_KEYS.search(key) and value not in (None, ""):
+    if _secret_key(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
         return redact(value)

@@ -129,7 +129,8 @@ PLAN_VARIABLES = ("log_bin", "binlog_format", "binlog_row_image", "server_id", "
                   "system_time_zone", "lower_case_table_names", "max_allowed_packet", "character_set_server",
                   "collation_server", "read_only", "expire_logs_days", "binlog_expire_logs_seconds",
                   "gtid_mode", "enforce_gtid_consistency", "gtid_strict_mode", "gtid_domain_id",
-                  "log_slave_updates", "log_replica_updates", "event_scheduler")
+                  "log_slave_updates", "log_replica_updates", "event_scheduler", "slave_parallel_threads",
+                  "replica_parallel_workers", "slave_parallel_workers")
 
 
 def variables(s: Session, names=PLAN_VARIABLES) -> dict[str, object]:

@@ -76,22 +76,30 @@ class Sandbox:
         return {"ssl-ca": str(self.tls_dir / "ca.pem"), "ssl-cert": str(self.tls_dir / "server-cert.pem"),
                 "ssl-key": str(self.tls_dir / "server-key.pem")}
 
+    # Every sandbox server applies replicated transactions in parallel, as a DBA tunes a replica that must keep
+    # up: one applier thread commits (and syncs) one transaction at a time, falls behind a primary that groups
+    # its commits, and what it has not applied when writes are blocked is the cutover's write downtime.
+    PARALLEL_APPLY = {"slave-parallel-threads": "4", "slave-parallel-mode": "optimistic"}
+
     @property
     def source(self) -> MariaDBServer:
         return MariaDBServer("source", self.dir / "source", self.ports["source"], server_id=1,
-                             options={"log-bin-trust-function-creators": "1", **self._tls_options()})
+                             options={"log-bin-trust-function-creators": "1", **self.PARALLEL_APPLY,
+                                      **self._tls_options()})
 
     @property
     def replica(self) -> MariaDBServer:
         """Stands in for the endpoint of an RDS read replica of the source (seed.consistency: replica)."""
         return MariaDBServer("replica", self.dir / "replica", self.ports["replica"], server_id=3,
                              options={"read-only": "1", "log-slave-updates": "1",
-                                      "log-bin-trust-function-creators": "1", **self._tls_options()})
+                                      "log-bin-trust-function-creators": "1", **self.PARALLEL_APPLY,
+                                      **self._tls_options()})
 
     @property
     def target(self) -> MariaDBServer:
         return MariaDBServer("target", self.dir / "target", self.ports["target"], server_id=2,
-                             options={"read-only": "1", "log-slave-updates": "1", **self._tls_options()})
+                             options={"read-only": "1", "log-slave-updates": "1", **self.PARALLEL_APPLY,
+                                      **self._tls_options()})
 
     @property
     def ssh(self) -> SshServer:

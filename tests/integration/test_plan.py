@@ -273,6 +273,8 @@ def test_a_self_managed_source_without_binlog_and_a_bare_target_fail(sandbox, tm
     assert check(result, "target.binary_log")["status"] == "fail"
     assert check(result, "target.log_replica_updates")["status"] == "fail"
     assert check(result, "target.read_only")["status"] == "fail"
+    assert check(result, "target.parallel_apply")["status"] == "warn"  # MariaDB's default: one applier thread
+    assert "slave_parallel_threads=0" in check(result, "target.parallel_apply")["evidence"]
     assert "rds.instance" not in result["by_id"]  # a self-managed source has no RDS checks
     assert result["verdict"] == "no-go"
 

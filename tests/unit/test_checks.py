@@ -106,3 +106,11 @@ def test_estimates_scale_with_data_and_write_rate():
     busy = estimate(1_560_000_000, 1_000_000, pb.estimates, 10)
     assert busy.catch_up_s > 0 and busy.retention_needed_h >= 1
     assert estimate(0, 10_000_000, pb.estimates, 10).catch_up_s is None
+
+
+def test_a_mysql_target_applying_on_one_thread_warns_and_four_workers_pass():
+    one = run_target(facts(tgt_vars={"replica_parallel_workers": "1", "slave_parallel_workers": "1"}))
+    assert one["target.parallel_apply"].status == "warn"
+    assert "replica_parallel_workers=1" in one["target.parallel_apply"].evidence
+    assert "replica_parallel_workers=4" in one["target.parallel_apply"].fix
+    assert run_target(facts(tgt_vars={"replica_parallel_workers": "4"}))["target.parallel_apply"].status == "pass"
