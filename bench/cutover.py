@@ -53,10 +53,13 @@ def switch(sb, workflow: str, app: AppWorkload) -> dict:
         present = {r["id"] for r in s.run("SELECT id FROM shop.orders WHERE id IN (" + ",".join(map(str, acked)) + ")")}
     downtime = report["write_downtime"]
     timeline = _timeline(sb, report["run_id"], downtime["from"])
+    wall = time.time() - time.monotonic()  # monotonic -> wall clock, to place the load's gap on the timeline
+    gaps = [(b - a, a) for a, b in zip(times, times[1:], strict=False)]
+    load_gap_s, load_gap_at = max(gaps, default=(0.0, began_mono))
     return {"workflow": workflow, "ok": True, "probe_longest_gap_ms": downtime["longest_gap_ms"],
             "probe_lost": downtime["lost_acknowledged_writes"], "probe_acknowledged": downtime["acknowledged"],
-            "load_longest_gap_ms": round(max((b - a for a, b in zip(times, times[1:], strict=False)), default=0) * 1000,
-                                         1),
+            "load_longest_gap_ms": round(load_gap_s * 1000, 1),
+            "load_gap_began_ms": round((load_gap_at + wall - _ts(downtime["from"])) * 1000, 1),
             "load_acknowledged_so_far": len(acked), "load_lost_so_far": len(set(acked) - present),
             "command_s": round(ended_mono - began_mono, 2),
             "steps_ms": {s["name"]: round((s["duration_s"] or 0) * 1000, 1) for s in report["steps"]},
@@ -70,12 +73,14 @@ def _ts(iso: str) -> float:
 
 
 def _timeline(sb, run_id: str, gap_from: str) -> dict:
-    """Where the probe's longest gap went: the journal's events of the switch, in ms from the probe's last
-    acknowledged write before the gap, from the block's start to the repoint's end."""
+    """Where the probe's longest gap went: the journal's events of the switch (each step's start and end, the
+    progress of the steps the application waits through), in ms from the probe's last acknowledged write before
+    the gap."""
     events = [json.loads(line) for line in (sb.dir / "state" / "sandbox" / "journal.jsonl").read_text().splitlines()]
     t0, out = _ts(gap_from), {}
     for e in events:
-        if e.get("run_id") != run_id or e.get("step") not in ("block_writes", "final_position", "promote", "repoint"):
+        if e.get("run_id") != run_id or not e.get("step") or e["event"] == "step_progress" and e["step"] not in (
+                "block_writes", "final_position", "promote", "repoint"):
             continue
         label = f"{e['step']}:{e['event']}" + (f":{e['what'][:30]}" if e.get("what") else "")
         out[label] = round((_ts(e["ts"]) - t0) * 1000, 1)

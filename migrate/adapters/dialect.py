@@ -7,6 +7,7 @@ their values as parameters, so a replication password is never part of `Statemen
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -89,6 +90,12 @@ class BinlogPosition:
     file: str
     pos: int
     gtid_set: str | None = None
+
+
+def native_password_hash(password: str) -> str:
+    """mysql_native_password's stored form, `*` + SHA1(SHA1(password)) in hex: what the server keeps, which
+    cannot log in by itself."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
 
 
 def _pick(row: dict[str, Any], *names: str) -> Any:
@@ -210,6 +217,16 @@ class Dialect:
     def reset_replica_all(self) -> Statement:
         """Forget the source entirely (connection settings included); the replica threads must be stopped."""
         return Statement(f"RESET {self._replica()} ALL")
+
+    def create_user(self, user: str, password: str, host: str = "%", *, if_not_exists: bool = False) -> Statement:
+        """CREATE USER whose password never reaches a server's logs or its replicas in clear. MySQL rewrites
+        `IDENTIFIED BY` with the hash in its binary, general and slow logs itself; MariaDB writes the statement as
+        sent, so it gets the mysql_native_password hash (its default plugin), computed here."""
+        create = "CREATE USER IF NOT EXISTS" if if_not_exists else "CREATE USER"
+        if self.is_mariadb:
+            return Statement(f"{create} %s@%s IDENTIFIED BY PASSWORD %s", (user, host, native_password_hash(password)),
+                             secret_params=frozenset({2}))
+        return Statement(f"{create} %s@%s IDENTIFIED BY %s", (user, host, password), secret_params=frozenset({2}))
 
     def grant_replication(self, user: str, host: str = "%") -> Statement:
         """The one privilege a replication account needs on its source."""

@@ -53,7 +53,7 @@ def ensure_user(source: Session, user: str, password: SecretStr, where: str = "t
     if user_exists(source, user):
         source.run(d.grant_replication(user))
         return f"replication account '{user}'@'%' exists on {where}; REPLICATION SLAVE granted"
-    source.run("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password.get_secret_value()))
+    source.run(d.create_user(user, password.get_secret_value()))
     source.run(d.grant_replication(user))
     return f"replication account '{user}'@'%' created on {where} with REPLICATION SLAVE"
 

@@ -123,8 +123,8 @@ END""",
 
 def install(root: Session, *, master_user: str, master_password: str, rdsadmin_password: str) -> None:
     """Run as the server's root: the rdsadmin definer, the procedures, the master user with RDS's grants."""
-    root.run("CREATE USER IF NOT EXISTS 'rdsadmin'@'localhost' IDENTIFIED BY %s ACCOUNT LOCK",
-             (rdsadmin_password,))
+    root.run(root.dialect.create_user("rdsadmin", rdsadmin_password, "localhost", if_not_exists=True))
+    root.run("ALTER USER 'rdsadmin'@'localhost' ACCOUNT LOCK")
     root.run("GRANT ALL PRIVILEGES ON *.* TO 'rdsadmin'@'localhost' WITH GRANT OPTION")
     root.run("CREATE TABLE IF NOT EXISTS mysql.rds_configuration (name VARCHAR(100) NOT NULL PRIMARY KEY, "
              "value VARCHAR(100) NULL, description VARCHAR(300) NOT NULL) ENGINE=InnoDB")
@@ -135,7 +135,7 @@ def install(root: Session, *, master_user: str, master_password: str, rdsadmin_p
         root.run(f"DROP PROCEDURE IF EXISTS mysql.{name}")
         root.run(body)
     account = f"{quote_string(master_user)}@'%'"
-    root.run(f"CREATE USER IF NOT EXISTS {account.replace('%', '%%')} IDENTIFIED BY %s", (master_password,))
+    root.run(root.dialect.create_user(master_user, master_password, if_not_exists=True))
     root.run(f"GRANT {MASTER_USER_PRIVILEGES} ON *.* TO {account} WITH GRANT OPTION")
 
 

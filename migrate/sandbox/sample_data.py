@@ -70,9 +70,9 @@ def create_accounts(master: Session, *, app_password: str, owner_password: str) 
     """As the master user, the way a DBA would on RDS."""
     db = quote_ident(SCHEMA)
     master.run(f"CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    master.run(f"CREATE USER IF NOT EXISTS '{OWNER_USER}'@'%%' IDENTIFIED BY %s", (owner_password,))
+    master.run(master.dialect.create_user(OWNER_USER, owner_password, if_not_exists=True))
     master.run(f"GRANT {OWNER_PRIVILEGES} ON {db}.* TO '{OWNER_USER}'@'%'")
-    master.run(f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%%' IDENTIFIED BY %s", (app_password,))
+    master.run(master.dialect.create_user(APP_USER, app_password, if_not_exists=True))
     master.run(f"GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON {db}.* TO '{APP_USER}'@'%'")
 
 

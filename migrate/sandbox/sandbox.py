@@ -219,7 +219,7 @@ class PrepareTarget(_SandboxStep):
     def run(self, ctx: RunContext) -> str:
         account = f"{quote_string(TARGET_USER)}@'127.0.0.1'"
         with self.sb.target.root() as root:
-            root.run(f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY %s", (self.sb.secret("target"),))
+            root.run(root.dialect.create_user(TARGET_USER, self.sb.secret("target"), "127.0.0.1", if_not_exists=True))
             root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
             root.run(root.dialect.reset_binary_logs())  # an empty binlog: nothing of its own to replicate
         return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
@@ -238,7 +238,7 @@ class ReplicaFollowsSource(_SandboxStep):
 
     def run(self, ctx: RunContext) -> str:
         with self.sb.source.root() as root:
-            root.run("CREATE USER IF NOT EXISTS 'rdsrepladmin'@'%%' IDENTIFIED BY %s", (self.sb.secret("rdsrepl"),))
+            root.run(root.dialect.create_user("rdsrepladmin", self.sb.secret("rdsrepl"), if_not_exists=True))
             root.run("GRANT REPLICATION SLAVE ON *.* TO 'rdsrepladmin'@'%'")
             first = root.run("SHOW BINARY LOGS")[0]["Log_name"]
         with self.sb.replica.root() as root:

@@ -6,7 +6,14 @@ import dataclasses
 
 import pytest
 
-from migrate.adapters.dialect import BinlogPosition, Dialect, ReplicaStatus, Unsupported, detect
+from migrate.adapters.dialect import (
+    BinlogPosition,
+    Dialect,
+    ReplicaStatus,
+    Unsupported,
+    detect,
+    native_password_hash,
+)
 from migrate.errors import Refused
 
 # VERSION() / @@version_comment as each server reports them.
@@ -224,6 +231,23 @@ def test_the_replication_password_never_appears_in_a_shown_statement(server):
     for stmt in external:
         assert PASSWORD not in stmt.shown()
         assert "'***'" in stmt.shown()
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_create_user_sends_mariadb_a_hash_and_leaves_mysql_s_own_rewrite(server):
+    stmt = dialect(server).create_user("repl", PASSWORD)
+    assert PASSWORD not in stmt.shown()
+    if server in MARIADB:  # MariaDB binlogs the statement as sent
+        assert stmt.sql == "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"
+        assert PASSWORD not in stmt.params
+        assert stmt.params[2] == native_password_hash(PASSWORD)
+    else:  # MySQL writes IDENTIFIED WITH <plugin> AS <hash> in its logs itself
+        assert stmt.sql == "CREATE USER %s@%s IDENTIFIED BY %s" and stmt.params == ("repl", "%", PASSWORD)
+
+
+def test_the_native_password_hash_is_the_servers():
+    # SELECT PASSWORD('secret') on MariaDB 10.11 and MySQL 5.7
+    assert native_password_hash("secret") == "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7"
 
 
 def kwargs_gtid(server: str) -> dict[str, str]:
