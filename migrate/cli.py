@@ -146,9 +146,12 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "demo":
         return _demo(args, out)
     if args.command in ("plan", "start", "status", "cutover", "rollback", "report"):
+        from migrate.capabilities import inputs
         from migrate.capabilities.migration import Migration
 
         migration = Migration(load_playbook(args.playbook), path=str(args.playbook))
+        if not getattr(args, "dry_run", False):
+            inputs.check(migration, args.command)
         if args.command in ("cutover", "rollback"):
             return _switch(migration, args, out)
         return globals()[f"_{args.command}"](migration, args, out)

@@ -30,7 +30,8 @@ def resolve(ref: SecretRef, *, what: str, aws: Aws | None = None) -> SecretStr:
     else:
         raise SecretError(f"{what}: no password source given (password_env, password_file or password_secret)")
     if value == "":
-        raise SecretError(f"{what}: the password from {_origin(ref)} is empty")
+        raise SecretError(f"{what}: the password from {_origin(ref)} is empty",
+                          hint="write the password there (an account without a password is not supported)")
     log.register_secret(value)
     return SecretStr(value)
 
@@ -44,15 +45,26 @@ def _origin(ref: SecretRef) -> str:
 
 
 def _read_file(ref: SecretRef, what: str) -> str:
+    """The file's text minus its line end, CRLF included, and minus a UTF-8 byte-order mark (editors on Windows
+    write both; neither is ever part of a password)."""
     path = ref.password_file
     try:
         mode = path.stat().st_mode
-        value = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SecretError(f"{what}: password file {path} does not exist",
                           hint=f"write the password to {path} and chmod 600 it") from None
-    except PermissionError:
-        raise SecretError(f"{what}: password file {path} is not readable by this user") from None
+    except IsADirectoryError:
+        raise SecretError(f"{what}: password file {path} is a directory",
+                          hint="point password_file at the file that holds the password") from None
+    except OSError as exc:
+        raise SecretError(f"{what}: password file {path} cannot be read: {exc.strerror or exc}",
+                          hint=f"make {path} readable by this user (chmod 600, owned by it)") from None
+    try:
+        value = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SecretError(f"{what}: password file {path} is not UTF-8 text",
+                          hint="save it as UTF-8 (iconv -f LATIN1 -t UTF-8), or set the password another way") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.get().warning("password file readable by others", file=str(path), fix=f"chmod 600 {path}")
     return value.rstrip("\r\n")

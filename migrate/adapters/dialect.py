@@ -199,6 +199,22 @@ class Dialect:
     def replica_status(self) -> Statement:
         return Statement(f"SHOW {self._replica()} STATUS")
 
+    def all_replica_status(self) -> Statement:
+        """Every replication connection (MariaDB's named ones, MySQL's channels), one row each."""
+        return Statement(f"SHOW ALL {self._replica()}S STATUS" if self.is_mariadb else f"SHOW {self._replica()} STATUS")
+
+    def replication_filters(self) -> Statement:
+        """The replica's filters, one (name, value) row per filter set: MariaDB keeps them in global variables,
+        MySQL 8 in performance_schema (per channel or global)."""
+        if self.is_mariadb:
+            return Statement("SELECT variable_name AS name, variable_value AS value FROM "
+                             "information_schema.global_variables WHERE variable_name IN ('REPLICATE_DO_DB', "
+                             "'REPLICATE_IGNORE_DB', 'REPLICATE_DO_TABLE', 'REPLICATE_IGNORE_TABLE', "
+                             "'REPLICATE_WILD_DO_TABLE', 'REPLICATE_WILD_IGNORE_TABLE', 'REPLICATE_REWRITE_DB') AND "
+                             "variable_value <> ''")
+        return Statement("SELECT filter_name AS name, filter_rule AS value FROM "
+                         "performance_schema.replication_applier_global_filters WHERE filter_rule <> ''")
+
     def start_replica(self) -> Statement:
         return Statement(f"START {self._replica()}")
 

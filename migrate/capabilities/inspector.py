@@ -44,6 +44,23 @@ def schemas_to_copy(s: Session, configured: list[str] | None) -> list[str]:
     return sorted(set(chosen) | {TOOL_SCHEMA})
 
 
+def replication_sources(s: Session) -> list[str]:
+    """Every server `s` is configured to replicate from, running or stopped: "host:port (running)"."""
+    d = s.dialect
+    out = []
+    for row in s.run(d.all_replica_status()):
+        status = d.parse_replica_status(row)
+        if status.configured:
+            state = "running" if status.io_running and status.sql_running else "stopped"
+            name = row.get("Connection_name") or row.get("Channel_Name") or ""
+            out.append(f"{status.source_host}:{status.source_port} ({state}{f', connection {name}' if name else ''})")
+    return out
+
+
+def replication_filters(s: Session) -> dict[str, str]:
+    return {str(r["name"]).lower(): str(r["value"]) for r in s.run(s.dialect.replication_filters())}
+
+
 def tables(s: Session, schemas: list[str]) -> list[dict]:
     return s.run(f"SELECT table_schema AS `schema`, table_name AS name, engine, table_rows AS est_rows, "
                  f"data_length + index_length AS bytes FROM information_schema.tables "

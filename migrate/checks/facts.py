@@ -32,6 +32,8 @@ class SourceFacts:
     rds_configuration: dict[str, Any] | None
     binlog_bytes_per_s: float
     unix_time: float
+    missing_databases: list[str] = field(default_factory=list)  # named by seed.databases, absent here
+    replicates_from: list[str] = field(default_factory=list)  # the source's own replication, if any
 
     @property
     def data_bytes(self) -> int:
@@ -45,6 +47,8 @@ class TargetFacts:
     user_schemas: list[str]
     collations: set[str]
     unix_time: float
+    replicates_from: list[str] = field(default_factory=list)
+    filters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

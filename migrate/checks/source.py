@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.checks import Check, fail, listing, on, passed, warn
 from migrate.checks.facts import PlanFacts, SourceFacts
 from migrate.estimates import Estimate
@@ -16,8 +17,8 @@ def checks(f: PlanFacts, est: Estimate) -> list[Check]:
         return [fail("source.connect", f"cannot read the source: {f.source_error}",
                      "check source.host/port/user and the password source, and that this machine may connect")]
     rds = f.pb.source.kind == "rds"
-    return [_version(s), *_binlog(s, rds), _retention(s, rds, est), _gtid(s), _server_id(s, f),
-            _replication_account(s, f), _primary_keys(s), _engines(s), _long_transactions(s), _size(s),
+    return [_version(s), _databases(s, f), *_binlog(s, rds), _retention(s, rds, est), _gtid(s), _server_id(s, f),
+            _replication_account(s, f), _own_replication(s, f), _primary_keys(s), _engines(s), _long_transactions(s), _size(s),
             _code_objects(s), _definers(s)]
 
 
@@ -27,6 +28,17 @@ def _version(s: SourceFacts) -> Check:
         return fail("source.version", f"{d.name}", f"{d.flavor} before {'.'.join(map(str, SUPPORTED[d.flavor]))} "
                     "is not supported: upgrade the source first")
     return passed("source.version", d.name)
+
+
+def _databases(s: SourceFacts, f: PlanFacts) -> Check:
+    if s.missing_databases:
+        return fail("source.databases", f"seed.databases names database(s) the source does not have: "
+                    f"{listing(s.missing_databases)}", "fix seed.databases (names are compared exactly, case included)")
+    user = [name for name in s.schemas if name != TOOL_SCHEMA]
+    if not user:
+        return fail("source.databases", "the source holds no user database: nothing to migrate",
+                    "point source at the server that holds the application's data")
+    return passed("source.databases", f"{len(user)} database(s) to copy: {listing(user)}")
 
 
 def _binlog(s: SourceFacts, rds: bool) -> list[Check]:
@@ -107,8 +119,28 @@ def _replication_account(s: SourceFacts, f: PlanFacts) -> Check:
     has_slave = "REPLICATION SLAVE" in text or "ALL PRIVILEGES ON *.*" in text
     if has_slave:
         return passed("source.replication_account", f"'{user}'@'%' exists with REPLICATION SLAVE")
-    return warn("source.replication_account", f"'{user}'@'%' exists without REPLICATION SLAVE",
-                f"migrate start grants it; or: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%';")
+    grant = f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '{user}'@'%';"
+    if "REPLICATION SLAVE" in s.privileges or "ALL PRIVILEGES" in s.privileges:
+        return passed("source.replication_account", f"'{user}'@'%' exists without REPLICATION SLAVE; "
+                      f"{f.pb.source.user} may grant it (migrate start does)")
+    return fail("source.replication_account", f"'{user}'@'%' exists without REPLICATION SLAVE and "
+                f"{f.pb.source.user} cannot grant it: the target could not replicate", f"as an administrator: {grant}")
+
+
+def _own_replication(s: SourceFacts, f: PlanFacts) -> Check:
+    """A source that is itself a replica: what its own primary sends is not stopped by the block on it, and
+    without log_slave_updates it never reaches the source's binary log, so never the target."""
+    upstream = [r for r in s.replicates_from if not r.startswith(f.extra.get("target_address", "?") + " ")]
+    if not upstream:
+        return passed("source.own_replication", "the source replicates from no other server")
+    name = s.dialect.log_replica_updates_variable
+    if not on(s.variables.get(name, s.variables.get("log_slave_updates"))):
+        return fail("source.own_replication", f"the source replicates from {listing(upstream)} with {name}=OFF: "
+                    "what arrives from there is not in its binary log, so it would never reach the target",
+                    f"turn {name} on (the parameter group on RDS), or migrate from the upstream primary")
+    return warn("source.own_replication", f"the source is itself a replica of {listing(upstream)}: writes that "
+                "arrive from there are not stopped by the write block on the source",
+                "stop the writes upstream for the window, or migrate from the upstream primary")
 
 
 def _primary_keys(s: SourceFacts) -> Check:

@@ -18,7 +18,7 @@ def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
                         "check target.host/port/user and the password source"))
     else:
         out += [_version(f), _server_id(f), *_binlog(f), _read_only(f), _empty(f, allow_nonempty), _settings(f),
-                _collations(f), _parallel_apply(f)]
+                _collations(f), _parallel_apply(f), _other_sources(f), _filters(f)]
     out += _host(f, est)
     return out
 
@@ -49,14 +49,19 @@ def _server_id(f: PlanFacts) -> Check:
 
 
 def _binlog(f: PlanFacts) -> list[Check]:
+    """Reverse replication reads the target's binary log after the cutover: without it (turned off in the
+    playbook) a missing binary log only costs the way back, a warning."""
     v = f.target.variables
     name = f.target.dialect.log_replica_updates_variable
+    missing = fail if f.pb.cutover.reverse_replication else warn
+    why = "reverse replication needs it" if f.pb.cutover.reverse_replication else \
+        "cutover.reverse_replication is off, but without it there is no way back after the cutover"
     out = [passed("target.binary_log", "log_bin=ON") if on(v.get("log_bin")) else
-           fail("target.binary_log", "log_bin=OFF", "start the target with log_bin (reverse replication needs it)")]
+           missing("target.binary_log", "log_bin=OFF", f"start the target with log_bin ({why})")]
     updates = v.get(name, v.get("log_slave_updates"))
     out.append(passed("target.log_replica_updates", f"{name}=ON") if on(updates) else
-               fail("target.log_replica_updates", f"{name}={updates}",
-                    f"start the target with {name}=ON: reverse replication and any later replica need it"))
+               missing("target.log_replica_updates", f"{name}={updates}",
+                       f"start the target with {name}=ON ({why}; any later replica needs it too)"))
     return out
 
 
@@ -116,6 +121,29 @@ def _parallel_apply(f: PlanFacts) -> Check:
     return warn("target.parallel_apply", f"{name}={threads}: the target applies replicated transactions one at a "
                 "time; under write load it lags in bursts, and what it has not applied when writes are blocked is "
                 "added to the write downtime", fix)
+
+
+def _other_sources(f: PlanFacts) -> Check:
+    """A target already set up to replicate from another server (running or stopped) would apply that server's
+    writes on top of the source's, or `start` would silently replace its configuration."""
+    source = f.extra.get("source_for_target", "?")
+    others = [r for r in f.target.replicates_from if not r.startswith(source + " ")]
+    if others:
+        return fail("target.other_sources", f"the target is configured to replicate from {listing(others)}",
+                    "if that is not wanted: STOP SLAVE; RESET SLAVE ALL; on the target (STOP/RESET REPLICA on "
+                    "MySQL 8, 'name' for a named connection), or point target at a fresh server")
+    if f.target.replicates_from:
+        return passed("target.other_sources", f"the target replicates from the source only ({source})")
+    return passed("target.other_sources", "the target replicates from no server yet")
+
+
+def _filters(f: PlanFacts) -> Check:
+    if f.target.filters:
+        shown = "; ".join(f"{k}={v}" for k, v in sorted(f.target.filters.items()))
+        return fail("target.replication_filters", f"replication filters are set on the target: {shown}: part of "
+                    "the source's writes would never reach it", "remove them from the target's configuration and "
+                    "restart it (or, with replication stopped, SET GLOBAL each to '')")
+    return passed("target.replication_filters", "no replication filter on the target")
 
 
 def _collations(f: PlanFacts) -> Check:

@@ -68,7 +68,9 @@ def gather(m: Migration) -> PlanFacts:
     host = host_inspector.inspect(m.target_host, datadir=str(pb.target.datadir), source_host=host_address,
                                   source_port=host_port)
     rds = rds_inspector.inspect(pb.aws, pb.source.rds_instance_id) if pb.source.kind == "rds" else None
-    return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m))
+    return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
+                     extra={"source_for_target": f"{host_address}:{host_port}",
+                            "target_address": f"{pb.target.host}:{pb.target.port}"})
 
 
 def _try(fn):
@@ -99,13 +101,17 @@ def _source(m: Migration) -> SourceFacts:
             definers=definers, missing_definers=[a for a in definers if a not in existing],
             rds_configuration=inspector.rds_configuration(s) if m.pb.source.kind == "rds" else None,
             binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s) if binlog_on else 0.0,
-            unix_time=inspector.unix_time(s))
+            unix_time=inspector.unix_time(s),
+            missing_databases=sorted(set(m.pb.seed.databases or []) - set(inspector.user_schemas(s))),
+            replicates_from=inspector.replication_sources(s))
 
 
 def _target(m: Migration) -> TargetFacts:
     with m.target(read_only=True) as t:
         return TargetFacts(t.dialect, inspector.variables(t), inspector.user_schemas(t),
-                           inspector.collations_supported(t), inspector.unix_time(t))
+                           inspector.collations_supported(t), inspector.unix_time(t),
+                           replicates_from=inspector.replication_sources(t),
+                           filters=inspector.replication_filters(t))
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

@@ -97,14 +97,29 @@ def test_unset_rds_binlog_retention_fails_with_the_call_to_make(sandbox, tmp_pat
     assert "CALL mysql.rds_set_configuration('binlog retention hours'," in c["fix"]
 
 
-def test_a_replication_account_without_its_grant_warns(sandbox, tmp_path, master):
+def test_a_replication_account_without_its_grant_passes_only_when_the_source_user_can_grant_it(
+        sandbox, tmp_path, master, source_root):
     master.run("CREATE USER 'repl_plan'@'%%' IDENTIFIED BY %s", ("x-repl-plan-1",))
+    source_root.run("CREATE USER 'plan_reader'@'%%' IDENTIFIED BY %s", ("plan-reader-pw-1",))
+    source_root.run("GRANT SELECT, PROCESS, SHOW VIEW, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'plan_reader'@'%'")
+    source_root.run("GRANT EXECUTE ON PROCEDURE mysql.rds_show_configuration TO 'plan_reader'@'%'")
+    (tmp_path / "reader.pw").write_text("plan-reader-pw-1")
     try:
-        result = run_plan(sandbox, tmp_path, replication={"user": "repl_plan"})
+        grantable = run_plan(sandbox, tmp_path, replication={"user": "repl_plan"})
+        not_grantable = run_plan(sandbox, tmp_path, replication={"user": "repl_plan"},
+                                 source={"user": "plan_reader", "password_file": str(tmp_path / "reader.pw")})
     finally:
         master.run("DROP USER 'repl_plan'@'%'")
-    c = check(result, "source.replication_account")
-    assert c["status"] == "warn" and "without REPLICATION SLAVE" in c["evidence"] and "GRANT REPLICATION SLAVE" in c["fix"]
+        source_root.run("DROP USER 'plan_reader'@'%'")
+    c = check(grantable, "source.replication_account")
+    assert c["status"] == "pass" and "migrate start does" in c["evidence"]
+    c = check(not_grantable, "source.replication_account")
+    assert c["status"] == "fail" and "cannot grant it" in c["evidence"] and "GRANT REPLICATION SLAVE" in c["fix"]
+
+
+def test_seed_databases_naming_a_database_the_source_lacks_fails(sandbox, tmp_path):
+    c = check(run_plan(sandbox, tmp_path, seed={"databases": ["shop", "no_such_db"]}), "source.databases")
+    assert c["status"] == "fail" and "no_such_db" in c["evidence"] and "shop" not in c["evidence"]
 
 
 def test_tables_without_primary_key_myisam_and_orphan_definers_warn(sandbox, tmp_path, source_root, schema):
@@ -255,14 +270,20 @@ def test_a_self_managed_source_without_binlog_and_a_bare_target_fail(sandbox, tm
                 root.run("GRANT ALL PRIVILEGES ON *.* TO 'dba'@'127.0.0.1' WITH GRANT OPTION")
                 root.run("CREATE USER 'app_rw'@'%%' IDENTIFIED BY %s", (sandbox.secret("app"),))
                 root.run("GRANT SELECT, INSERT ON *.* TO 'app_rw'@'%'")
+        with source.root() as root:  # itself a (stopped) replica of some other server
+            root.run("CHANGE MASTER TO MASTER_HOST='127.0.0.9', MASTER_PORT=3306, MASTER_USER='x'")
+        with target.root() as root:  # a leftover named connection and a filter
+            root.run("CHANGE MASTER 'old' TO MASTER_HOST='127.0.0.8', MASTER_PORT=3306, MASTER_USER='x'")
+            root.run("SET GLOBAL replicate_do_db = 'shop'")
         (tmp_path / "s.pw").write_text("bare-src-pw-1")
         (tmp_path / "t.pw").write_text("bare-tgt-pw-1")
-        result = run_plan(sandbox, tmp_path,
-                          source={"kind": "mysql", "host": "127.0.0.1", "port": source.port, "user": "dba",
-                                  "password_file": str(tmp_path / "s.pw")},
-                          target={"port": target.port, "user": "dba", "password_file": str(tmp_path / "t.pw"),
-                                  "datadir": str(target.datadir)},
-                          probe={"host": "127.0.0.1", "port": source.port})
+        bare = {"source": {"kind": "mysql", "host": "127.0.0.1", "port": source.port, "user": "dba",
+                           "password_file": str(tmp_path / "s.pw")},
+                "target": {"port": target.port, "user": "dba", "password_file": str(tmp_path / "t.pw"),
+                           "datadir": str(target.datadir)},
+                "probe": {"host": "127.0.0.1", "port": source.port}}
+        result = run_plan(sandbox, tmp_path, **bare)
+        no_way_back = run_plan(sandbox, tmp_path, **bare, cutover={"reverse_replication": False})
     finally:
         source.destroy()
         target.destroy()
@@ -273,6 +294,16 @@ def test_a_self_managed_source_without_binlog_and_a_bare_target_fail(sandbox, tm
     assert check(result, "target.binary_log")["status"] == "fail"
     assert check(result, "target.log_replica_updates")["status"] == "fail"
     assert check(result, "target.read_only")["status"] == "fail"
+    assert check(result, "source.databases")["status"] == "fail" and "no user database" in \
+        check(result, "source.databases")["evidence"]
+    own = check(result, "source.own_replication")
+    assert own["status"] == "fail" and "127.0.0.9:3306 (stopped)" in own["evidence"] and "=OFF" in own["evidence"]
+    other = check(result, "target.other_sources")
+    assert other["status"] == "fail" and "127.0.0.8:3306 (stopped, connection old)" in other["evidence"]
+    filters = check(result, "target.replication_filters")
+    assert filters["status"] == "fail" and "replicate_do_db=shop" in filters["evidence"]
+    assert check(no_way_back, "target.binary_log")["status"] == "warn"
+    assert check(no_way_back, "target.log_replica_updates")["status"] == "warn"
     assert check(result, "target.parallel_apply")["status"] == "warn"  # MariaDB's default: one applier thread
     assert "slave_parallel_threads=0" in check(result, "target.parallel_apply")["evidence"]
     assert "rds.instance" not in result["by_id"]  # a self-managed source has no RDS checks
