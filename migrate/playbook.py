@@ -136,6 +136,10 @@ class Seed(Model):
     replica_port: Port | None = None
     replica_timeout_s: Seconds = 3600
     stall_timeout_s: Seconds = 60  # a dump that writes nothing this long is stopped (it may hold locks)
+    # all: every account of the source but the service's own and the tool's; listed: only the application's,
+    # the probe's and the DEFINERs (which `all` carries too). skip_accounts: "user" or "user@host".
+    accounts: Literal["all", "listed"] = "all"
+    skip_accounts: list[str] = []
 
 
 class HaproxyRepoint(Model):

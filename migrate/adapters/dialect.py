@@ -199,6 +199,16 @@ class Dialect:
     def replica_status(self) -> Statement:
         return Statement(f"SHOW {self._replica()} STATUS")
 
+    def accounts(self) -> Statement:
+        """Every account and role: (user, host, is_role). MySQL keeps roles as locked accounts; those granted to
+        another account (mysql.role_edges) are listed as roles so that they are created first."""
+        if self.is_mariadb:
+            return Statement("SELECT User AS user, Host AS host, is_role = 'Y' AS is_role FROM mysql.user "
+                             "ORDER BY is_role DESC, User, Host")
+        return Statement("SELECT u.User AS user, u.Host AS host, EXISTS (SELECT 1 FROM mysql.role_edges e WHERE "
+                         "e.FROM_USER = u.User AND e.FROM_HOST = u.Host) AS is_role FROM mysql.user u "
+                         "ORDER BY is_role DESC, u.User, u.Host")
+
     def all_replica_status(self) -> Statement:
         """Every replication connection (MariaDB's named ones, MySQL's channels), one row each."""
         return Statement(f"SHOW ALL {self._replica()}S STATUS" if self.is_mariadb else f"SHOW {self._replica()} STATUS")

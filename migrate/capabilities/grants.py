@@ -75,6 +75,14 @@ def without_credentials(line: str) -> str:
     return re.sub(r" IDENTIFIED (BY|VIA|WITH) .*?(?= WITH | REQUIRE |$)", "", line.strip(), flags=re.S)
 
 
+def comparable(line: str) -> str:
+    """The grant line as two servers holding the same grant print it alike: no credentials, and the columns of a
+    column grant in one order (servers list them in whatever order they keep them)."""
+    head, on, rest = without_credentials(line).partition(" ON ")
+    head = re.sub(r"\(([^)]*)\)", lambda m: "(" + ", ".join(sorted(c.strip() for c in m[1].split(","))) + ")", head)
+    return head + on + rest
+
+
 def _split_privileges(text: str) -> list[str]:
     """Split on commas outside parentheses: "SELECT, INSERT (`a`, `b`)" -> ["SELECT", "INSERT (`a`, `b`)"]."""
     parts, depth, current = [], 0, ""

@@ -10,7 +10,8 @@ from migrate.adapters.dialect import BinlogPosition
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 TOOL_SCHEMA = "_migrate"
 # Accounts the managed service owns: never carried to the target.
-SERVICE_ACCOUNTS = frozenset({"rdsadmin", "rdsrepladmin", "rdstopmgr", "mysql.sys", "mysql.session",
+SERVICE_ACCOUNTS = frozenset({"rdsadmin", "rdsrepladmin", "rdstopmgr", "rds_superuser_role", "rdsproxyadmin",
+                              "mysql.sys", "mysql.session",
                               "mysql.infoschema", "mariadb.sys", "root"})
 
 

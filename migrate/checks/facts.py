@@ -34,6 +34,8 @@ class SourceFacts:
     unix_time: float
     missing_databases: list[str] = field(default_factory=list)  # named by seed.databases, absent here
     replicates_from: list[str] = field(default_factory=list)  # the source's own replication, if any
+    carried_accounts: list[str] | None = None  # what `start` will carry (None: cannot tell, see app accounts)
+    skipped_accounts: list[dict] = field(default_factory=list)
 
     @property
     def data_bytes(self) -> int:

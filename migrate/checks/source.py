@@ -19,7 +19,7 @@ def checks(f: PlanFacts, est: Estimate) -> list[Check]:
     rds = f.pb.source.kind == "rds"
     return [_version(s), _databases(s, f), *_binlog(s, rds), _retention(s, rds, est), _gtid(s), _server_id(s, f),
             _replication_account(s, f), _own_replication(s, f), _primary_keys(s), _engines(s), _long_transactions(s), _size(s),
-            _code_objects(s), _definers(s)]
+            _code_objects(s), _definers(s), _accounts(s, f)]
 
 
 def _version(s: SourceFacts) -> Check:
@@ -198,3 +198,12 @@ def _definers(s: SourceFacts) -> Check:
                     "fail with 1449 otherwise")
     names = [str(a) for a in s.definers]
     return passed("source.definers", f"definers {listing(names) or '(none)'} exist and are carried to the target")
+
+
+def _accounts(s: SourceFacts, f: PlanFacts) -> Check:
+    if s.carried_accounts is None:
+        return passed("source.accounts", "cannot list the accounts to carry until the application accounts exist")
+    skipped = "; ".join(f"{x['account']} ({x['why']})" for x in s.skipped_accounts)
+    return passed("source.accounts", f"start carries {len(s.carried_accounts)} account(s) and role(s) "
+                  f"(seed.accounts: {f.pb.seed.accounts}): {listing(s.carried_accounts, most=20)}"
+                  + (f"; not carried: {skipped}" if skipped else ""))

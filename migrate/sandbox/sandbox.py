@@ -221,6 +221,7 @@ class PrepareTarget(_SandboxStep):
         with self.sb.target.root() as root:
             root.run(root.dialect.create_user(TARGET_USER, self.sb.secret("target"), "127.0.0.1", if_not_exists=True))
             root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
+            root.run(f"GRANT PROXY ON ''@'%' TO {account} WITH GRANT OPTION")  # to carry the source's proxy grants
             root.run(root.dialect.reset_binary_logs())  # an empty binlog: nothing of its own to replicate
         return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
 

@@ -386,26 +386,35 @@ class CarryAccounts(MigrationStep):
     timeout_s = 300.0
 
     def describe(self) -> str:
-        return ("recreate on the target the application accounts (and the probe's), and the DEFINER accounts of "
-                "triggers, routines, views and events, with their grants (binary logging off)")
+        which = "every account and role of the source (but the service's own and migrate's)" \
+            if self.m.pb.seed.accounts == "all" else "the application accounts (and the probe's)"
+        return (f"recreate on the target {which} and the DEFINER accounts of triggers, routines, views and events, "
+                "with their authentication (hashes), TLS requirements, limits and grants (binary logging off)")
 
-    def _wanted(self, s: Session, ctx: RunContext) -> list[Account]:
+    def _chosen(self, s: Session, ctx: RunContext) -> accounts.Selection:
         schemas = ctx.data.get("seed", {}).get("schemas") or inspector.schemas_to_copy(s, self.m.pb.seed.databases)
-        found = {*probe_writers(s, self.m), *inspector.definers(s, schemas)}
-        return sorted((a for a in found if a.user not in inspector.SERVICE_ACCOUNTS), key=lambda a: (a.user, a.host))
+        return selection(s, self.m, schemas)
 
     def done(self, ctx: RunContext) -> bool:
+        if "accounts" not in ctx.data:
+            return False
         with self.m.source() as s, self.m.target() as t:
-            return all(accounts.exists(t, a) for a in self._wanted(s, ctx)) and "accounts" in ctx.data
+            return not accounts.differences(s, t, self._chosen(s, ctx), ctx.data["accounts"].get("unapplied", []))
 
     def run(self, ctx: RunContext) -> str:
         with self.m.source() as s, self.m.target() as t:
-            wanted = self._wanted(s, ctx)
-            result = accounts.carry(s, t, wanted)
+            result = accounts.carry(s, t, self._chosen(s, ctx))
         ctx.data["accounts"] = result.as_dict()
         skipped = f"; skipped: {', '.join(x['account'] + ' (' + x['why'] + ')' for x in result.skipped)}" \
             if result.skipped else ""
         return f"carried {len(result.carried)} account(s) to the target: {', '.join(result.carried)}{skipped}"
+
+
+def selection(s: Session, m: Migration, schemas: list[str]) -> accounts.Selection:
+    """What the accounts step carries; `plan` shows the same list."""
+    required = [*probe_writers(s, m), *inspector.definers(s, schemas)]
+    return accounts.select(s, mode=m.pb.seed.accounts, required=required, skip=m.pb.seed.skip_accounts,
+                           own={m.pb.replication.user, m.pb.target.user})
 
 
 class DisableEvents(MigrationStep):

@@ -20,7 +20,7 @@ from migrate.checks import rds as rds_checks
 from migrate.checks import source as source_checks
 from migrate.checks import target as target_checks
 from migrate.checks.facts import PlanFacts, SourceFacts, TargetFacts
-from migrate.errors import MigrateError
+from migrate.errors import MigrateError, Refused
 from migrate.estimates import estimate
 from migrate.steps import start as start_steps
 
@@ -103,7 +103,16 @@ def _source(m: Migration) -> SourceFacts:
             binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s) if binlog_on else 0.0,
             unix_time=inspector.unix_time(s),
             missing_databases=sorted(set(m.pb.seed.databases or []) - set(inspector.user_schemas(s))),
-            replicates_from=inspector.replication_sources(s))
+            replicates_from=inspector.replication_sources(s),
+            **_accounts(s, m, schemas))
+
+
+def _accounts(s, m: Migration, schemas: list[str]) -> dict:
+    try:
+        chosen = start_steps.selection(s, m, schemas)
+    except Refused:  # an application account is missing: cutover.app_accounts says which
+        return {}
+    return {"carried_accounts": [str(a) for a in chosen.all], "skipped_accounts": chosen.skipped}
 
 
 def _target(m: Migration) -> TargetFacts:
