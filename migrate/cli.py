@@ -178,7 +178,7 @@ def _render_checks(out: Output, r: dict[str, Any]) -> None:
     table = Table(title=f"plan: {r['name']}", title_justify="left", show_lines=False)
     for col in ("check", "status", "evidence / what to do"):
         table.add_column(col, overflow="fold")
-    colour = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+    colour = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
     for c in r["checks"]:
         text = escape(c["evidence"]) + (f"\n[dim]-> {escape(c['fix'])}[/]" if c["fix"] else "")
         table.add_row(c["id"], f"[{colour[c['status']]}]{c['status']}[/]", text)

@@ -99,6 +99,20 @@ def schema(pair) -> Iterator[str]:
 
 
 @pytest.fixture
+def set_global(source_root, target_root):
+    """SET GLOBAL on a server for one test, put back afterwards."""
+    changed = []
+
+    def setter(session, name, value):
+        changed.append((session, name, session.variable(name)))
+        session.run(f"SET GLOBAL {name} = %s", (value,))
+
+    yield {"source": lambda n, v: setter(source_root, n, v), "target": lambda n, v: setter(target_root, n, v)}
+    for session, name, old in reversed(changed):
+        session.run(f"SET GLOBAL {name} = %s", (old,))
+
+
+@pytest.fixture
 def fresh_sandbox_dir() -> Iterator[Path]:
     """A directory for a sandbox of the test's own (short: unix socket paths are limited); whatever it
     started is stopped afterwards."""

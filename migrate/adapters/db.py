@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymysql
@@ -125,10 +125,29 @@ def connect(ep: Endpoint, *, connect_timeout: float = 10, read_timeout: float | 
     try:
         conn = _open()
     except pymysql.err.MySQLError as exc:
+        if _refused_for_clear_text(exc, ep, connect_timeout):
+            raise DatabaseError(
+                f"{ep.describe()}: connect refused without TLS: the server accepts this account only over TLS "
+                "(REQUIRE SSL on the account, or require_secure_transport=ON)", code=1045,
+                hint=f"set tls.mode: required (and tls.ca_file) for {ep.label} in the playbook") from None
         raise _translate(exc, ep, "connect") from None
     if bound_handshake:  # pymysql reads these per operation; it has no public setter
         conn._read_timeout = conn._write_timeout = read_timeout
     return Session(conn, ep, read_only=read_only)
+
+
+def _refused_for_clear_text(exc: pymysql.err.MySQLError, ep: Endpoint, timeout: float) -> bool:
+    """A clear-text login refused with 1045 that TLS would let in: MariaDB answers "access denied" both to a
+    wrong password and to an account that requires TLS, so one login over TLS (not verified, nothing read)
+    tells them apart."""
+    if not (exc.args and exc.args[0] == 1045 and ep.tls == "disabled" and not ep.unix_socket):
+        return False
+    try:
+        pymysql.connect(host=ep.host, port=ep.port, user=ep.user, password=ep.password.get_secret_value(),
+                        connect_timeout=timeout, ssl=_ssl_arg(replace(ep, tls="preferred"))["ssl"]).close()
+    except (pymysql.err.MySQLError, OSError):
+        return False
+    return True
 
 
 def _translate(exc: pymysql.err.MySQLError, ep: Endpoint, doing: str) -> DatabaseError:

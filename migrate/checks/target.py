@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrate.checks import Check, fail, listing, on, passed, warn
+from migrate.checks import Check, fail, listing, on, passed, skipped, warn
 from migrate.checks.facts import PlanFacts
 from migrate.estimates import Estimate
 
@@ -24,9 +24,9 @@ def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
 
 
 def _version(f: PlanFacts) -> Check:
-    src, tgt = (f.source.dialect if f.source else None), f.target.dialect
-    if src is None:
-        return passed("target.version", tgt.name)
+    if f.source is None:
+        return skipped("target.version", "source")
+    src, tgt = f.source.dialect, f.target.dialect
     if src.flavor != tgt.flavor:
         return fail("target.version", f"source {src.name}, target {tgt.name}",
                     "use the source's flavor on the target: replication across MySQL and MariaDB is not supported "
@@ -84,7 +84,7 @@ def _empty(f: PlanFacts, allow_nonempty: bool) -> Check:
 
 def _settings(f: PlanFacts) -> Check:
     if f.source is None:
-        return passed("target.settings", "source not readable")
+        return skipped("target.settings", "source")
     diffs, fatal = [], False
     for name in ("lower_case_table_names", "sql_mode", "time_zone", "max_allowed_packet"):
         a, b = f.source.variables.get(name), f.target.variables.get(name)
@@ -148,7 +148,7 @@ def _filters(f: PlanFacts) -> Check:
 
 def _collations(f: PlanFacts) -> Check:
     if f.source is None:
-        return passed("target.collations", "source not readable")
+        return skipped("target.collations", "source")
     missing = [c for c in f.source.collations if c not in f.target.collations]
     used = listing(f.source.collations)
     if missing:
@@ -200,8 +200,8 @@ def _tools(f: PlanFacts) -> Check:
 
 
 def _clock(f: PlanFacts) -> Check:
-    if f.source is None or f.target is None:
-        return passed("network.clock_skew", "not measured (a server is not readable)")
+    if f.source is None:
+        return skipped("network.clock_skew", "source")
     skew = abs(f.source.unix_time - f.target.unix_time)
     if skew > MAX_SKEW_S:
         return warn("network.clock_skew", f"source and target clocks differ by {skew:.2f} s",

@@ -10,8 +10,6 @@ import pytest
 
 from migrate.adapters import aws as aws_adapter
 from migrate.adapters.db import quote_ident
-from migrate.capabilities.migration import Migration
-from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox.aws import PARAMETER_GROUP
 from migrate.sandbox.mariadb import MariaDBServer
@@ -19,20 +17,7 @@ from migrate.sandbox.procs import free_port
 from migrate.sandbox.workload import AppWorkload
 from migrate.workflows import plan
 from tests.helpers import endpoint_as, run_migrate, write_playbook
-
-FAST = {"estimates": {"binlog_sample_s": 0.2}}
-
-
-def run_plan(sb, tmp_path, allow_nonempty: bool = False, **changes) -> dict:
-    merged = {**FAST, **changes}
-    playbook = write_playbook(sb.playbook_path, tmp_path / f"pb-{time.monotonic_ns()}.yml", **merged)
-    result = plan.run(Migration(load(playbook)), allow_nonempty_target=allow_nonempty)
-    result["by_id"] = {c["id"]: c for c in result["checks"]}
-    return result
-
-
-def check(result: dict, check_id: str) -> dict:
-    return result["by_id"][check_id]
+from tests.planning import FAST, check, run_plan
 
 
 def test_the_sandbox_says_go_with_every_check_passing(sandbox, tmp_path):
@@ -60,20 +45,6 @@ def test_cli_prints_json_and_exits_0_on_go_and_1_on_no_go(sandbox, tmp_path):
     bad = write_playbook(sandbox.playbook_path, tmp_path / "bad.yml", cutover={"app_users": ["nobody_here"]}, **FAST)
     result = run_migrate("plan", "-p", str(bad))
     assert result.returncode == 1 and "NO-GO" in result.stdout and "cutover.app_accounts" in result.stdout
-
-
-@pytest.fixture
-def set_global(source_root, target_root):
-    """SET GLOBAL on a server for one test, put back afterwards."""
-    changed = []
-
-    def setter(session, name, value):
-        changed.append((session, name, session.variable(name)))
-        session.run(f"SET GLOBAL {name} = %s", (value,))
-
-    yield {"source": lambda n, v: setter(source_root, n, v), "target": lambda n, v: setter(target_root, n, v)}
-    for session, name, old in reversed(changed):
-        session.run(f"SET GLOBAL {name} = %s", (old,))
 
 
 def test_statement_binlog_format_fails(sandbox, tmp_path, set_global):

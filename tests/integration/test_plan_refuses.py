@@ -1,0 +1,50 @@
+"""`migrate plan` refuses on real servers what would fail later (issue 9): each test creates the condition
+on the session's sandbox (its own accounts and schemas, globals put back) or on servers of its own, and reads
+the check's verdict, evidence and fix."""
+
+from __future__ import annotations
+
+import uuid
+
+from migrate.sandbox.procs import free_port
+from tests.planning import check, run_plan
+
+
+def _account(session, tmp_path, grants: list[str], *, require_ssl: bool = False) -> tuple[str, dict]:
+    """A login of this test's own on `session`'s server: (user, the playbook's password_file setting)."""
+    user, password = f"pl_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    session.run(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s" + (" REQUIRE SSL" if require_ssl else ""), (password,))
+    for grant in grants:
+        session.run(grant.format(user=f"'{user}'@'%'"))
+    (tmp_path / f"{user}.pw").write_text(password)
+    return user, {"user": user, "password_file": str(tmp_path / f"{user}.pw")}
+
+
+def test_a_login_refused_for_lack_of_tls_is_named_and_what_needs_the_source_is_skipped(
+        sandbox, tmp_path, source_root):
+    user, login = _account(source_root, tmp_path, ["GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION"],
+                           require_ssl=True)
+    try:
+        refused = run_plan(sandbox, tmp_path, source=login)  # the sandbox's playbook says tls.mode: disabled
+        wrong = run_plan(sandbox, tmp_path, source={**login, "password_file": str(tmp_path / "wrong.pw")}) \
+            if (tmp_path / "wrong.pw").write_text("not-the-password") else None
+    finally:
+        source_root.run(f"DROP USER '{user}'@'%'")
+    c = check(refused, "source.connect")
+    assert c["status"] == "fail" and "refused without TLS" in c["evidence"], c
+    assert "tls.mode: required" in c["evidence"]
+    assert "without TLS" not in check(wrong, "source.connect")["evidence"]  # a wrong password stays one
+    assert refused["failed"] == ["source.connect"], refused["failed"]
+    for needs_source in ("target.version", "target.settings", "target.collations", "network.clock_skew",
+                         "cutover.app_accounts", "cutover.probe"):
+        skipped = check(refused, needs_source)
+        assert skipped["status"] == "skip" and "source could not be read" in skipped["evidence"], skipped
+
+
+def test_an_unreachable_source_fails_once_and_skips_what_depends_on_it(sandbox, tmp_path):
+    result = run_plan(sandbox, tmp_path, source={"port": free_port()})
+    # the target host's own connection to the source is another path, measured from there: it fails too
+    assert result["failed"] == ["source.connect", "network.target_to_source"], result["failed"]
+    assert "(2003)" in check(result, "source.connect")["evidence"]
+    assert check(result, "target.collations")["status"] == "skip"
+    assert check(result, "target.read_only")["status"] == "pass"  # the target's own checks still run
