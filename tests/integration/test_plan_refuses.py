@@ -24,10 +24,10 @@ def test_a_login_refused_for_lack_of_tls_is_named_and_what_needs_the_source_is_s
         sandbox, tmp_path, source_root):
     user, login = _account(source_root, tmp_path, ["GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION"],
                            require_ssl=True)
+    (tmp_path / "wrong.pw").write_text("not-the-password")
     try:
         refused = run_plan(sandbox, tmp_path, source=login)  # the sandbox's playbook says tls.mode: disabled
-        wrong = run_plan(sandbox, tmp_path, source={**login, "password_file": str(tmp_path / "wrong.pw")}) \
-            if (tmp_path / "wrong.pw").write_text("not-the-password") else None
+        wrong = run_plan(sandbox, tmp_path, source={**login, "password_file": str(tmp_path / "wrong.pw")})
     finally:
         source_root.run(f"DROP USER '{user}'@'%'")
     c = check(refused, "source.connect")
