@@ -5,6 +5,7 @@ from __future__ import annotations
 from migrate.capabilities.rds_inspector import allows
 from migrate.checks import Check, fail, passed, warn
 from migrate.checks.facts import PlanFacts
+from migrate.checks.source import binlog_format_check
 
 
 def checks(f: PlanFacts) -> list[Check]:
@@ -36,12 +37,11 @@ def checks(f: PlanFacts) -> list[Check]:
     else:
         out.append(passed("rds.parameter_group", f"custom parameter group {group}"))
     fmt = r.parameters.get("binlog_format")
-    if fmt and fmt.upper() != "ROW":
-        out.append(fail("rds.binlog_format", f"{group} sets binlog_format={fmt}",
-                        f"aws rds modify-db-parameter-group --db-parameter-group-name {group} --parameters "
-                        "ParameterName=binlog_format,ParameterValue=ROW,ApplyMethod=immediate"))
-    elif fmt:
-        out.append(passed("rds.binlog_format", f"{group} sets binlog_format=ROW"))
+    if fmt:
+        out.append(binlog_format_check("rds.binlog_format", fmt.upper(), f"{group} sets binlog_format={fmt}",
+                                       f"aws rds modify-db-parameter-group --db-parameter-group-name {group} "
+                                       "--parameters ParameterName=binlog_format,ParameterValue=ROW,"
+                                       "ApplyMethod=immediate"))
     else:
         out.append(warn("rds.binlog_format", f"{group} leaves binlog_format at the engine default",
                         f"set binlog_format=ROW in {group} explicitly"))

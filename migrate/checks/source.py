@@ -53,13 +53,25 @@ def _binlog(s: SourceFacts, rds: bool) -> list[Check]:
     fmt = str(v.get("binlog_format", "")).upper()
     fix_fmt = ("set binlog_format=ROW in the instance's custom DB parameter group (apply immediately)" if rds
                else "SET GLOBAL binlog_format='ROW' and put binlog_format=ROW in the server's configuration")
-    out.append(passed("source.binlog_format", "binlog_format=ROW") if fmt == "ROW"
-               else fail("source.binlog_format", f"binlog_format={fmt or '?'}", fix_fmt))
+    out.append(binlog_format_check("source.binlog_format", fmt, f"binlog_format={fmt or '?'}", fix_fmt))
     image = str(v.get("binlog_row_image", "FULL")).upper()
     out.append(passed("source.binlog_row_image", f"binlog_row_image={image}") if image == "FULL"
                else fail("source.binlog_row_image", f"binlog_row_image={image}",
                          "set binlog_row_image=FULL (parameter group on RDS)"))
     return out
+
+
+def binlog_format_check(id: str, fmt: str, said: str, fix: str) -> Check:
+    """What migrate's replication needs of the format: it is the servers' own (native) replication, which
+    replays statements as well as rows. MIXED logs as rows what is unsafe to replay, so only STATEMENT can
+    leave the copy different (a row-based tool would need ROW)."""
+    if fmt == "ROW":
+        return passed(id, said)
+    if fmt == "MIXED":
+        return passed(id, f"{said}: native replication replays it (statements unsafe to replay are logged as rows)")
+    return warn(id, f"{said}: the replica replays every statement as written; a non-deterministic one (UUID(), "
+                "LIMIT without ORDER BY, NOW() in a trigger...) can leave the copy different from the source",
+                fix + " (MIXED is enough)")
 
 
 def _retention(s: SourceFacts, rds: bool, est: Estimate) -> Check:

@@ -47,10 +47,14 @@ def test_cli_prints_json_and_exits_0_on_go_and_1_on_no_go(sandbox, tmp_path):
     assert result.returncode == 1 and "NO-GO" in result.stdout and "cutover.app_accounts" in result.stdout
 
 
-def test_statement_binlog_format_fails(sandbox, tmp_path, set_global):
+def test_statement_binlog_format_warns_and_mixed_passes_for_native_replication(sandbox, tmp_path, set_global):
     set_global["source"]("binlog_format", "STATEMENT")
     c = check(run_plan(sandbox, tmp_path), "source.binlog_format")
-    assert c["status"] == "fail" and c["evidence"] == "binlog_format=STATEMENT" and "parameter group" in c["fix"]
+    assert c["status"] == "warn" and c["evidence"].startswith("binlog_format=STATEMENT: the replica replays")
+    assert "parameter group" in c["fix"] and "MIXED is enough" in c["fix"]
+    set_global["source"]("binlog_format", "MIXED")
+    c = check(run_plan(sandbox, tmp_path), "source.binlog_format")
+    assert c["status"] == "pass" and "native replication replays it" in c["evidence"]
 
 
 def test_minimal_row_image_fails(sandbox, tmp_path, set_global):
@@ -219,7 +223,7 @@ def test_rds_without_backups_on_a_default_parameter_group_and_closed_security_gr
     assert group["status"] == "fail" and "default." in group["evidence"]
     assert check(result, "rds.security_group")["status"] == "warn"
     mixed = check(run_plan(sandbox, tmp_path, source={"rds_instance_id": "shop-mixed"}), "rds.binlog_format")
-    assert mixed["status"] == "fail" and "binlog_format=MIXED" in mixed["evidence"]
+    assert mixed["status"] == "pass" and "binlog_format=MIXED: native replication" in mixed["evidence"]
     missing = check(run_plan(sandbox, tmp_path, source={"rds_instance_id": "no-such-db"}), "rds.instance")
     assert missing["status"] == "fail" and "not found" in missing["evidence"]
     assert PARAMETER_GROUP  # the sandbox's own instance keeps its custom group (see the go test)
