@@ -70,7 +70,8 @@ def gather(m: Migration) -> PlanFacts:
     rds = rds_inspector.inspect(pb.aws, pb.source.rds_instance_id) if pb.source.kind == "rds" else None
     return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
                      extra={"source_for_target": f"{host_address}:{host_port}",
-                            "target_address": f"{pb.target.host}:{pb.target.port}"})
+                            "target_address": f"{pb.target.host}:{pb.target.port}",
+                            "replication_password_length": len(m.replication_password.get_secret_value())})
 
 
 def _try(fn):

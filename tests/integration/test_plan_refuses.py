@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from migrate.adapters.db import DatabaseError
 from migrate.sandbox.procs import free_port
 from tests.planning import check, run_plan
 
@@ -48,3 +51,28 @@ def test_an_unreachable_source_fails_once_and_skips_what_depends_on_it(sandbox, 
     assert "(2003)" in check(result, "source.connect")["evidence"]
     assert check(result, "target.collations")["status"] == "skip"
     assert check(result, "target.read_only")["status"] == "pass"  # the target's own checks still run
+
+
+def test_a_replication_password_longer_than_the_flavor_takes_fails(sandbox, tmp_path):
+    (tmp_path / "long.pw").write_text("p" * 97)
+    (tmp_path / "max.pw").write_text("p" * 96)
+    too_long = check(run_plan(sandbox, tmp_path, replication={"password_file": str(tmp_path / "long.pw")}),
+                     "replication.password")
+    assert too_long["status"] == "fail" and "97 characters" in too_long["evidence"] and "at most 96" in \
+        too_long["evidence"], too_long
+    longest = check(run_plan(sandbox, tmp_path, replication={"password_file": str(tmp_path / "max.pw")}),
+                    "replication.password")
+    assert longest["status"] == "pass", longest
+
+
+def test_the_limit_is_measured_the_server_refuses_one_character_more(target_root):
+    """The figure the check uses is the server's own: CHANGE MASTER on a named connection of this test's own."""
+    name = f"pwlimit_{uuid.uuid4().hex[:6]}"
+    limit = target_root.dialect.replication_password_max
+    try:
+        target_root.run(f"CHANGE MASTER '{name}' TO MASTER_HOST='127.0.0.1', MASTER_USER='x', MASTER_PASSWORD=%s",
+                        ("p" * limit,))
+        with pytest.raises(DatabaseError, match="too long for MASTER_PASSWORD"):
+            target_root.run(f"CHANGE MASTER '{name}' TO MASTER_PASSWORD=%s", ("p" * (limit + 1),))
+    finally:
+        target_root.run(f"RESET SLAVE '{name}' ALL")
