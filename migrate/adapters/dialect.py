@@ -200,6 +200,25 @@ class Dialect:
         (error 3056); MariaDB 10.11 more than 96 (error 1470, measured)."""
         return 96 if self.is_mariadb else 32
 
+    def target_user_needs(self) -> list[tuple[str, frozenset[str]]]:
+        """What target.user must hold on *.*, each with the privileges that also give it: it loads every
+        object (views and routines of other DEFINERs), creates every account with its grants, configures and
+        stops replication, and sets read_only. ALL PRIVILEGES gives everything but GRANT OPTION."""
+        data = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX", "REFERENCES",
+                "CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "EXECUTE", "TRIGGER", "EVENT",
+                "LOCK TABLES", "CREATE TEMPORARY TABLES", "CREATE USER", "REPLICATION SLAVE", "RELOAD", "PROCESS"]
+        needs = [(p, frozenset({p})) for p in data] + [("GRANT OPTION", frozenset({"GRANT OPTION"}))]
+        if self.is_mariadb:  # SUPER stopped giving READ_ONLY ADMIN in 10.11
+            needs += [("REPLICATION SLAVE ADMIN", frozenset({"REPLICATION SLAVE ADMIN", "SUPER"})),
+                      ("SET USER", frozenset({"SET USER", "SUPER"})),
+                      ("READ_ONLY ADMIN", frozenset({"READ_ONLY ADMIN"} | (set() if self.version >= (10, 11, 0)
+                                                                          else {"SUPER"})))]
+        else:
+            needs += [("REPLICATION_SLAVE_ADMIN", frozenset({"REPLICATION_SLAVE_ADMIN", "SUPER"})),
+                      ("SYSTEM_VARIABLES_ADMIN", frozenset({"SYSTEM_VARIABLES_ADMIN", "SUPER"})),
+                      ("SET_USER_ID", frozenset({"SET_USER_ID", "SET_ANY_DEFINER", "SUPER"}))]
+        return [(name, gives | {"ALL PRIVILEGES"} if name != "GRANT OPTION" else gives) for name, gives in needs]
+
     # -- replica threads ---------------------------------------------------------------------
 
     def replica_status(self) -> Statement:
@@ -214,6 +233,12 @@ class Dialect:
         return Statement("SELECT u.User AS user, u.Host AS host, EXISTS (SELECT 1 FROM mysql.role_edges e WHERE "
                          "e.FROM_USER = u.User AND e.FROM_HOST = u.Host) AS is_role FROM mysql.user u "
                          "ORDER BY is_role DESC, u.User, u.Host")
+
+    def default_roles(self) -> Statement:
+        """MySQL: the roles an account (user, host parameters) gets at login. MariaDB names its one default
+        role in SHOW GRANTS instead."""
+        return Statement("SELECT DEFAULT_ROLE_USER AS user, DEFAULT_ROLE_HOST AS host FROM mysql.default_roles "
+                         "WHERE USER = %s AND HOST = %s ORDER BY 1, 2")
 
     def all_replica_status(self) -> Statement:
         """Every replication connection (MariaDB's named ones, MySQL's channels), one row each."""

@@ -70,6 +70,36 @@ def parse(line: str) -> Grant | None:
     return Grant(tuple(_split_privileges(m["privs"])), m["on"], m["account"], "WITH GRANT OPTION" in m["rest"])
 
 
+_DEFAULT_ROLE = re.compile(r"^SET DEFAULT ROLE `?(?P<role>[^`]+?)`? FOR ")
+
+
+def default_role(lines: list[str]) -> str | None:
+    """The role MariaDB enables at login (`SET DEFAULT ROLE` line of SHOW GRANTS), if any."""
+    return next((m["role"] for m in map(_DEFAULT_ROLE.match, lines) if m), None)
+
+
+def roles_granted(lines: list[str]) -> list[str]:
+    """Role names granted by `GRANT `r1`, `r2` TO ...` lines (those without ON)."""
+    out = []
+    for line in lines:
+        m = _ROLE_GRANT.match(line.strip())
+        if m and " ON " not in m["roles"] and not _GRANT.match(line.strip()):
+            out += [r.strip().strip("`") for r in m["roles"].split(",")]
+    return out
+
+
+def global_privileges(lines: list[str]) -> set[str]:
+    """The privileges granted ON *.* by `lines`, upper case; "GRANT OPTION" when one of them is given with it."""
+    out: set[str] = set()
+    for line in lines:
+        head = line.split(" ON ", 1)
+        if len(head) == 2 and head[0].startswith("GRANT ") and head[1].startswith("*.*"):
+            out |= {p.strip().upper() for p in head[0].removeprefix("GRANT ").split(",")}
+            if "WITH GRANT OPTION" in head[1]:
+                out.add("GRANT OPTION")
+    return out
+
+
 def without_credentials(line: str) -> str:
     """The grant line minus any IDENTIFIED BY/VIA clause (MariaDB prints password hashes there)."""
     return re.sub(r" IDENTIFIED (BY|VIA|WITH) .*?(?= WITH | REQUIRE |$)", "", line.strip(), flags=re.S)

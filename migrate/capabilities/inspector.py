@@ -110,14 +110,48 @@ def events(s: Session, schemas: list[str]) -> list[dict]:
 
 
 def global_privileges(s: Session) -> set[str]:
-    """The current account's global privileges, from SHOW GRANTS (no password hash is kept)."""
-    privileges: set[str] = set()
-    for row in s.run("SHOW GRANTS FOR CURRENT_USER()"):
-        line = next(iter(row.values()))
-        head = line.split(" ON ", 1)
-        if len(head) == 2 and head[1].startswith("*.*"):
-            privileges |= {p.strip().upper() for p in head[0].removeprefix("GRANT ").split(",")}
-    return privileges
+    """The current account's global privileges, those of the roles it is given at login included."""
+    from migrate.capabilities.grants import global_privileges as on_all
+
+    return on_all(own_grants(s))
+
+
+def own_grants(s: Session) -> list[str]:
+    """This session's grant lines, those of its active roles (enabled at login from its default roles) included.
+    MariaDB's SHOW GRANTS adds the current role's; MySQL's needs the roles named (USING)."""
+    if s.dialect.is_mariadb:
+        return _lines(s, "SHOW GRANTS")
+    roles = s.value("SELECT CURRENT_ROLE()")
+    return _lines(s, "SHOW GRANTS FOR CURRENT_USER()" + (f" USING {roles}" if roles and roles != "NONE" else ""))
+
+
+def login_grants(s: Session, account: Account) -> list[str]:
+    """`account`'s grant lines plus those of the roles it gets at login (its default role and the roles granted
+    to that one on MariaDB; its default roles on MySQL): what the server checks once it has logged in."""
+    from migrate.capabilities import grants
+
+    lines = grants_of(s, account)
+    if not s.dialect.is_mariadb:
+        roles = s.run(s.dialect.default_roles(), (account.user, account.host))
+        if roles:
+            using = ", ".join(Account(r["user"], r["host"]).sql() for r in roles)
+            return _lines(s, f"SHOW GRANTS FOR {account.sql()} USING {using}")
+        return lines
+    todo, seen = [grants.default_role(lines)] if grants.default_role(lines) else [], set()
+    while todo:
+        role = todo.pop()
+        if role not in seen:
+            seen.add(role)
+            role_lines = _lines(s, f"SHOW GRANTS FOR {quote_ident(role)}")
+            lines += role_lines
+            todo += grants.roles_granted(role_lines)
+    return lines
+
+
+def _lines(s: Session, sql: str) -> list[str]:
+    from migrate.capabilities.grants import without_credentials
+
+    return [without_credentials(next(iter(r.values()))) for r in s.run(sql)]
 
 
 def global_lock_allowed(privileges: set[str], *, rds: bool) -> bool:
@@ -202,9 +236,7 @@ def collations_supported(s: Session) -> set[str]:
 
 def grants_of(s: Session, account: Account) -> list[str]:
     """SHOW GRANTS lines without any password hash (MariaDB prints them)."""
-    from migrate.capabilities.grants import without_credentials
-
-    return [without_credentials(next(iter(r.values()))) for r in s.run(f"SHOW GRANTS FOR {account.sql()}")]
+    return _lines(s, f"SHOW GRANTS FOR {account.sql()}")
 
 
 def rds_configuration(s: Session) -> dict[str, str | None]:

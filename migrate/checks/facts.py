@@ -51,6 +51,7 @@ class TargetFacts:
     unix_time: float
     replicates_from: list[str] = field(default_factory=list)
     filters: dict[str, str] = field(default_factory=dict)
+    privileges: set[str] = field(default_factory=set)  # target.user's on *.*, its login roles' included
 
 
 @dataclass

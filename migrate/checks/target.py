@@ -18,7 +18,8 @@ def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
                         "check target.host/port/user and the password source"))
     else:
         out += [_version(f), _server_id(f), *_binlog(f), _read_only(f), _empty(f, allow_nonempty), _settings(f),
-                _collations(f), _parallel_apply(f), _other_sources(f), _filters(f), _replication_password(f)]
+                _collations(f), _parallel_apply(f), _other_sources(f), _filters(f), _replication_password(f),
+                _user_privileges(f)]
     out += _host(f, est)
     return out
 
@@ -160,6 +161,16 @@ def _replication_password(f: PlanFacts) -> Check:
     return passed("replication.password", f"{length} characters (at most {limit})")
 
 
+def _user_privileges(f: PlanFacts) -> Check:
+    user = f.pb.target.user
+    missing = [name for name, gives in f.target.dialect.target_user_needs() if not gives & f.target.privileges]
+    if missing:
+        return fail("target.user_privileges", f"{user} lacks {', '.join(missing)} on *.*: start loads every "
+                    "object, creates every account with its grants and configures replication; the cutover sets "
+                    "read_only", f"on the target: GRANT ALL PRIVILEGES ON *.* TO '{user}'@'<its host>' WITH GRANT OPTION;")
+    return passed("target.user_privileges", f"{user} may load, carry accounts, replicate and set read_only")
+
+
 def _collations(f: PlanFacts) -> Check:
     if f.source is None:
         return skipped("target.collations", "source")
@@ -214,8 +225,8 @@ def _tools(f: PlanFacts) -> Check:
 
 
 def _clock(f: PlanFacts) -> Check:
-    if f.source is None:
-        return skipped("network.clock_skew", "source")
+    if f.source is None or f.target is None:
+        return skipped("network.clock_skew", "source" if f.source is None else "target")
     skew = abs(f.source.unix_time - f.target.unix_time)
     if skew > MAX_SKEW_S:
         return warn("network.clock_skew", f"source and target clocks differ by {skew:.2f} s",

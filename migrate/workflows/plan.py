@@ -98,7 +98,7 @@ def _source(m: Migration) -> SourceFacts:
             long_transactions=inspector.long_transactions(s), code=inspector.code_objects(s, schemas),
             collations=inspector.collations_in_use(s, schemas), app_accounts=app,
             app_grants={str(a): inspector.grants_of(s, a) for a in app},
-            repl_grants=inspector.grants_of(s, repl_account) if repl_account else None,
+            repl_grants=inspector.login_grants(s, repl_account) if repl_account else None,
             definers=definers, missing_definers=[a for a in definers if a not in existing],
             rds_configuration=inspector.rds_configuration(s) if m.pb.source.kind == "rds" else None,
             binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s) if binlog_on else 0.0,
@@ -121,7 +121,7 @@ def _target(m: Migration) -> TargetFacts:
         return TargetFacts(t.dialect, inspector.variables(t), inspector.user_schemas(t),
                            inspector.collations_supported(t), inspector.unix_time(t),
                            replicates_from=inspector.replication_sources(t),
-                           filters=inspector.replication_filters(t))
+                           filters=inspector.replication_filters(t), privileges=inspector.global_privileges(t))
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

@@ -76,3 +76,42 @@ def test_the_limit_is_measured_the_server_refuses_one_character_more(target_root
             target_root.run(f"CHANGE MASTER '{name}' TO MASTER_PASSWORD=%s", ("p" * (limit + 1),))
     finally:
         target_root.run(f"RESET SLAVE '{name}' ALL")
+
+
+def test_a_target_user_that_cannot_do_what_start_and_the_cutover_ask_fails(sandbox, tmp_path, target_root):
+    user, login = _account(target_root, tmp_path, ["GRANT SELECT, INSERT, CREATE, DROP, SUPER ON *.* TO {user}"])
+    try:
+        c = check(run_plan(sandbox, tmp_path, target=login), "target.user_privileges")
+    finally:
+        target_root.run(f"DROP USER '{user}'@'%'")
+    assert c["status"] == "fail", c
+    for needed in ("CREATE USER", "GRANT OPTION", "READ_ONLY ADMIN", "CREATE VIEW", "REPLICATION SLAVE,"):
+        assert needed in c["evidence"], (needed, c["evidence"])
+    assert "SET USER" not in c["evidence"] and "REPLICATION SLAVE ADMIN" not in c["evidence"]  # SUPER gives them
+    assert "WITH GRANT OPTION" in c["fix"]
+
+
+def test_privileges_that_come_from_default_roles_are_counted(sandbox, tmp_path, source_root, target_root, master):
+    """The replication account and target.user hold what they need only through their default role."""
+    role = f"role_{uuid.uuid4().hex[:6]}"
+    master.run(f"CREATE ROLE {role}")
+    master.run(f"GRANT REPLICATION SLAVE ON *.* TO {role}")
+    repl, _ = _account(master, tmp_path, [f"GRANT {role} TO {{user}}", f"SET DEFAULT ROLE {role} FOR {{user}}"])
+    target_root.run(f"CREATE ROLE {role}")
+    target_root.run(f"GRANT ALL PRIVILEGES ON *.* TO {role} WITH GRANT OPTION")
+    admin, login = _account(target_root, tmp_path, [f"GRANT {role} TO {{user}}", f"SET DEFAULT ROLE {role} FOR "
+                                                    "{user}", "GRANT SELECT, SLAVE MONITOR ON *.* TO {user}"])
+    try:
+        result = run_plan(sandbox, tmp_path, replication={"user": repl}, target=login)
+        target_root.run(f"SET DEFAULT ROLE NONE FOR '{admin}'@'%'")
+        without = run_plan(sandbox, tmp_path, replication={"user": repl}, target=login)
+    finally:
+        master.run(f"DROP USER '{repl}'@'%'")
+        master.run(f"DROP ROLE {role}")
+        target_root.run(f"DROP USER '{admin}'@'%'")
+        target_root.run(f"DROP ROLE {role}")
+    c = check(result, "source.replication_account")
+    assert c["status"] == "pass" and "exists with REPLICATION SLAVE" in c["evidence"], c
+    assert "target.connect" not in result["by_id"], check(result, "target.connect")
+    assert check(result, "target.user_privileges")["status"] == "pass", check(result, "target.user_privileges")
+    assert check(without, "target.user_privileges")["status"] == "fail"  # the role not enabled at login: not counted

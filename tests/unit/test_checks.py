@@ -26,10 +26,11 @@ def facts(src_version="8.0.36", tgt_version="8.0.36", src_vars=None, tgt_vars=No
                     [], [], {"triggers": [], "routines": [], "views": [], "events": []}, ["utf8mb4_0900_ai_ci"],
                     [], {}, None, [], [], None, 0.0, 1000.0)
     t = TargetFacts(detect(tgt_version), {**VARS, "server_id": "2", **(tgt_vars or {})}, [], {"utf8mb4_0900_ai_ci"},
-                    1000.2)
+                    1000.2, privileges={"ALL PRIVILEGES", "GRANT OPTION"})
     host = HostFacts(True, free_bytes=10**12, disk_path="/var/lib/mysql",
                      tools={"mydumper": "/usr/bin/mydumper", "myloader": "/usr/bin/myloader"}, clock_offset_s=0.0)
-    base = PlanFacts(pb, s, None, t, None, host, None, (True, "ok"), ("pass", "ok", None))
+    base = PlanFacts(pb, s, None, t, None, host, None, (True, "ok"), ("pass", "ok", None),
+                     extra={"replication_password_length": 24})
     return dataclasses.replace(base, **changes)
 
 

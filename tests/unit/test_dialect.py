@@ -654,3 +654,18 @@ def test_gtid_purged_is_mysql_only_and_redo_resizing_follows_the_version():
     assert detect("10.6.14-MariaDB").online_redo_log_variable is None
     assert detect("8.0.36").online_redo_log_variable == "innodb_redo_log_capacity"
     assert detect("8.0.29").online_redo_log_variable is None
+
+
+def test_what_target_user_must_hold_per_flavor_and_version():
+    """MySQL 8 needs its dynamic privileges (or SUPER); MariaDB 10.11's SUPER no longer gives READ_ONLY ADMIN."""
+    def needs(version: str) -> dict[str, frozenset[str]]:
+        return dict(detect(version).target_user_needs())
+
+    mysql = needs("8.0.35")
+    assert {"REPLICATION_SLAVE_ADMIN", "SYSTEM_VARIABLES_ADMIN", "SET_USER_ID", "CREATE USER", "GRANT OPTION"} <= \
+        set(mysql)
+    assert "SUPER" in mysql["SYSTEM_VARIABLES_ADMIN"] and mysql["GRANT OPTION"] == {"GRANT OPTION"}
+    assert "SUPER" not in needs("10.11.6-MariaDB")["READ_ONLY ADMIN"]
+    assert "SUPER" in needs("10.6.16-MariaDB")["READ_ONLY ADMIN"]
+    assert detect("8.0.35").default_roles().sql.startswith("SELECT DEFAULT_ROLE_USER AS user")
+    assert (detect("8.0.35").replication_password_max, detect("10.11.6-MariaDB").replication_password_max) == (32, 96)
