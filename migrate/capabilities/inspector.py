@@ -182,7 +182,8 @@ PLAN_VARIABLES = ("log_bin", "binlog_format", "binlog_row_image", "server_id", "
                   "collation_server", "read_only", "expire_logs_days", "binlog_expire_logs_seconds",
                   "gtid_mode", "enforce_gtid_consistency", "gtid_strict_mode", "gtid_domain_id",
                   "log_slave_updates", "log_replica_updates", "event_scheduler", "slave_parallel_threads",
-                  "replica_parallel_workers", "slave_parallel_workers")
+                  "replica_parallel_workers", "slave_parallel_workers", "innodb_force_primary_key",
+                  "sql_require_primary_key")
 
 
 def variables(s: Session, names=PLAN_VARIABLES) -> dict[str, object]:

@@ -19,7 +19,7 @@ def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
     else:
         out += [_version(f), _server_id(f), *_binlog(f), _read_only(f), _empty(f, allow_nonempty), _settings(f),
                 _collations(f), _parallel_apply(f), _other_sources(f), _filters(f), _replication_password(f),
-                _user_privileges(f)]
+                _user_privileges(f), _forced_primary_key(f)]
     out += _host(f, est)
     return out
 
@@ -169,6 +169,23 @@ def _user_privileges(f: PlanFacts) -> Check:
                     "object, creates every account with its grants and configures replication; the cutover sets "
                     "read_only", f"on the target: GRANT ALL PRIVILEGES ON *.* TO '{user}'@'<its host>' WITH GRANT OPTION;")
     return passed("target.user_privileges", f"{user} may load, carry accounts, replicate and set read_only")
+
+
+def _forced_primary_key(f: PlanFacts) -> Check:
+    """A target that refuses tables without a primary key refuses the source's such tables at the load (and
+    any created later, in replication)."""
+    name = next((n for n in ("innodb_force_primary_key", "sql_require_primary_key") if on(f.target.variables.get(n))),
+                None)
+    if name is None:
+        return passed("target.primary_key_required", "the target accepts tables without a primary key")
+    if f.source is None:
+        return skipped("target.primary_key_required", "source")
+    if f.source.no_primary_key:
+        return fail("target.primary_key_required", f"{name}=ON on the target refuses the source's "
+                    f"{len(f.source.no_primary_key)} table(s) without a primary key: "
+                    f"{listing(f.source.no_primary_key)}", f"add primary keys on the source, or SET GLOBAL {name}=OFF "
+                    "on the target (and in its configuration) until they have one")
+    return passed("target.primary_key_required", f"{name}=ON, and every table of the source has a primary key")
 
 
 def _collations(f: PlanFacts) -> Check:

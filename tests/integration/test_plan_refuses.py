@@ -115,3 +115,16 @@ def test_privileges_that_come_from_default_roles_are_counted(sandbox, tmp_path, 
     assert "target.connect" not in result["by_id"], check(result, "target.connect")
     assert check(result, "target.user_privileges")["status"] == "pass", check(result, "target.user_privileges")
     assert check(without, "target.user_privileges")["status"] == "fail"  # the role not enabled at login: not counted
+
+
+def test_a_target_that_forces_primary_keys_fails_for_the_source_tables_without_one(
+        sandbox, tmp_path, source_root, schema, set_global):
+    source_root.run("SET SESSION sql_log_bin = 0")  # the table stays off the shared target's replication
+    source_root.run(f"CREATE DATABASE {schema}")
+    source_root.run(f"CREATE TABLE {schema}.log_lines (at DATETIME, line TEXT)")
+    source_root.run("SET SESSION sql_log_bin = 1")
+    assert check(run_plan(sandbox, tmp_path), "target.primary_key_required")["status"] == "pass"
+    set_global["target"]("innodb_force_primary_key", "ON")
+    c = check(run_plan(sandbox, tmp_path), "target.primary_key_required")
+    assert c["status"] == "fail" and f"{schema}.log_lines" in c["evidence"], c
+    assert "innodb_force_primary_key=ON" in c["evidence"]
