@@ -52,6 +52,7 @@ class TargetFacts:
     replicates_from: list[str] = field(default_factory=list)
     filters: dict[str, str] = field(default_factory=dict)
     privileges: set[str] = field(default_factory=set)  # target.user's on *.*, its login roles' included
+    accounts: set[str] = field(default_factory=set)  # every account and role, as 'user'@'host'
 
 
 @dataclass

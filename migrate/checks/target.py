@@ -19,7 +19,7 @@ def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
     else:
         out += [_version(f), _server_id(f), *_binlog(f), _read_only(f), _empty(f, allow_nonempty), _settings(f),
                 _collations(f), _parallel_apply(f), _other_sources(f), _filters(f), _replication_password(f),
-                _user_privileges(f), _forced_primary_key(f)]
+                _user_privileges(f), _forced_primary_key(f), _definers(f)]
     out += _host(f, est)
     return out
 
@@ -186,6 +186,24 @@ def _forced_primary_key(f: PlanFacts) -> Check:
                     f"{listing(f.source.no_primary_key)}", f"add primary keys on the source, or SET GLOBAL {name}=OFF "
                     "on the target (and in its configuration) until they have one")
     return passed("target.primary_key_required", f"{name}=ON, and every table of the source has a primary key")
+
+
+def _definers(f: PlanFacts) -> Check:
+    """Views, routines, triggers and events run as their DEFINER: one missing on the target fails with 1449 there."""
+    if f.source is None:
+        return skipped("target.definers", "source")
+    missing = [str(a) for a in f.source.definers if str(a) not in f.target.accounts]
+    if not missing:
+        return passed("target.definers", "every DEFINER of the source's objects exists on the target" if
+                      f.source.definers else "no object of the source names a DEFINER")
+    carried = set(f.source.carried_accounts or [])
+    lost = [a for a in missing if a not in carried]
+    if lost:
+        return warn("target.definers", f"DEFINER(s) missing on the target and not carried by start: {listing(lost)}; "
+                    "their views, routines, triggers and events would fail with 1449 there",
+                    "create them on the target, or let start carry them (remove them from seed.skip_accounts; "
+                    "a DEFINER missing on the source must be created there first)")
+    return passed("target.definers", f"DEFINER(s) missing on the target, carried by start: {listing(missing)}")
 
 
 def _collations(f: PlanFacts) -> Check:

@@ -121,7 +121,8 @@ def _target(m: Migration) -> TargetFacts:
         return TargetFacts(t.dialect, inspector.variables(t), inspector.user_schemas(t),
                            inspector.collations_supported(t), inspector.unix_time(t),
                            replicates_from=inspector.replication_sources(t),
-                           filters=inspector.replication_filters(t), privileges=inspector.global_privileges(t))
+                           filters=inspector.replication_filters(t), privileges=inspector.global_privileges(t),
+                           accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())})
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

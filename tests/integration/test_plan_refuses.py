@@ -128,3 +128,23 @@ def test_a_target_that_forces_primary_keys_fails_for_the_source_tables_without_o
     c = check(run_plan(sandbox, tmp_path), "target.primary_key_required")
     assert c["status"] == "fail" and f"{schema}.log_lines" in c["evidence"], c
     assert "innodb_force_primary_key=ON" in c["evidence"]
+
+
+def test_a_definer_missing_on_the_target_is_named_with_whether_start_carries_it(
+        sandbox, tmp_path, source_root, schema):
+    user = f"rep_{uuid.uuid4().hex[:6]}"
+    source_root.run("SET SESSION sql_log_bin = 0")  # on the source only: the target lacks the account
+    source_root.run(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (f"pw-{uuid.uuid4().hex}",))
+    source_root.run(f"CREATE DATABASE {schema}")
+    source_root.run(f"CREATE DEFINER='{user}'@'%' SQL SECURITY DEFINER VIEW {schema}.report AS SELECT 1 AS one")
+    source_root.run("SET SESSION sql_log_bin = 1")
+    try:
+        carried = check(run_plan(sandbox, tmp_path), "target.definers")
+        skipped = check(run_plan(sandbox, tmp_path, seed={"skip_accounts": [user]}), "target.definers")
+    finally:
+        source_root.run("SET SESSION sql_log_bin = 0")
+        source_root.run(f"DROP USER '{user}'@'%'")
+        source_root.run("SET SESSION sql_log_bin = 1")
+    assert carried["status"] == "pass" and f"carried by start: '{user}'@'%'" in carried["evidence"], carried
+    assert skipped["status"] == "warn" and f"not carried by start: '{user}'@'%'" in skipped["evidence"], skipped
+    assert "1449" in skipped["evidence"] and "seed.skip_accounts" in skipped["fix"]
