@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.adapters.db import Session, quote_ident
+from migrate.adapters.db import DatabaseError, Session, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -56,6 +56,22 @@ def replication_sources(s: Session) -> list[str]:
             name = row.get("Connection_name") or row.get("Channel_Name") or ""
             out.append(f"{status.source_host}:{status.source_port} ({state}{f', connection {name}' if name else ''})")
     return out
+
+
+def gtid_history(s: Session) -> dict[str, str]:
+    """MariaDB: where the binary log stands (binlog_pos), what the server applied as a replica (slave_pos) and the
+    state the oldest binary log still held began from (oldest: its Gtid_list event). MySQL: the executed and
+    purged sets. Empty without a binary log."""
+    if not s.dialect.is_mariadb:
+        return s.one("SELECT @@global.gtid_executed AS executed, @@global.gtid_purged AS purged") or {}
+    try:
+        logs = s.run("SHOW BINARY LOGS")
+    except DatabaseError:  # binary logging is off: source.binary_log / target.binary_log say so
+        return {}
+    row = s.one("SELECT @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos")
+    events = s.run("SHOW BINLOG EVENTS IN %s LIMIT 4", (logs[0]["Log_name"],)) if logs else []
+    oldest = next((str(e["Info"]).strip("[]") for e in events if e["Event_type"] == "Gtid_list"), "")
+    return {**row, "oldest": oldest}
 
 
 def replication_filters(s: Session) -> dict[str, str]:

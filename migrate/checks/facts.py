@@ -36,6 +36,7 @@ class SourceFacts:
     replicates_from: list[str] = field(default_factory=list)  # the source's own replication, if any
     carried_accounts: list[str] | None = None  # what `start` will carry (None: cannot tell, see app accounts)
     skipped_accounts: list[dict] = field(default_factory=list)
+    gtid: dict[str, str] = field(default_factory=dict)  # inspector.gtid_history
 
     @property
     def data_bytes(self) -> int:
@@ -53,6 +54,7 @@ class TargetFacts:
     filters: dict[str, str] = field(default_factory=dict)
     privileges: set[str] = field(default_factory=set)  # target.user's on *.*, its login roles' included
     accounts: set[str] = field(default_factory=set)  # every account and role, as 'user'@'host'
+    gtid: dict[str, str] = field(default_factory=dict)  # inspector.gtid_history
 
 
 @dataclass

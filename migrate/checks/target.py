@@ -18,8 +18,8 @@ def checks(f: PlanFacts, est: Estimate, *, allow_nonempty: bool) -> list[Check]:
                         "check target.host/port/user and the password source"))
     else:
         out += [_version(f), _server_id(f), *_binlog(f), _read_only(f), _empty(f, allow_nonempty), _settings(f),
-                _collations(f), _parallel_apply(f), _other_sources(f), _filters(f), _replication_password(f),
-                _user_privileges(f), _forced_primary_key(f), _definers(f)]
+                _collations(f), _parallel_apply(f), _other_sources(f), _filters(f), _user_privileges(f),
+                _forced_primary_key(f), _definers(f)]
     out += _host(f, est)
     return out
 
@@ -145,20 +145,6 @@ def _filters(f: PlanFacts) -> Check:
                     "the source's writes would never reach it", "remove them from the target's configuration and "
                     "restart it (or, with replication stopped, SET GLOBAL each to '')")
     return passed("target.replication_filters", "no replication filter on the target")
-
-
-def _replication_password(f: PlanFacts) -> Check:
-    """The target keeps the replication password in its connection settings, and the source the target's for
-    the way back: the shorter limit of the two flavors holds."""
-    length = f.extra.get("replication_password_length")
-    servers = [f.target.dialect] + ([f.source.dialect] if f.source and f.pb.cutover.reverse_replication else [])
-    limit = min(d.replication_password_max for d in servers)
-    if length > limit:  # an empty one never gets here: reading it fails first (exit 2)
-        return fail("replication.password", f"the replication password has {length} characters; "
-                    f"{' and '.join(sorted({d.name for d in servers}))} take(s) at most {limit} in a replica's "
-                    "connection settings: CHANGE MASTER would refuse it", f"use a password of at most {limit} "
-                    "characters for replication (migrate start creates the account with it)")
-    return passed("replication.password", f"{length} characters (at most {limit})")
 
 
 def _user_privileges(f: PlanFacts) -> Check:

@@ -16,6 +16,7 @@ from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.checks import Check, fail, passed, warn
 from migrate.checks import cutover as cutover_checks
+from migrate.checks import link as link_checks
 from migrate.checks import rds as rds_checks
 from migrate.checks import source as source_checks
 from migrate.checks import target as target_checks
@@ -33,7 +34,8 @@ def run(m: Migration, *, allow_nonempty_target: bool = False) -> dict[str, Any]:
     est = estimate(facts.source.data_bytes if facts.source else 0,
                    facts.source.binlog_bytes_per_s if facts.source else 0.0, m.pb.estimates, m.pb.cutover.stable_for_s)
     checks = [_phase(m), *source_checks.checks(facts, est), *rds_checks.checks(facts),
-              *target_checks.checks(facts, est, allow_nonempty=allow_nonempty_target), *cutover_checks.checks(facts)]
+              *target_checks.checks(facts, est, allow_nonempty=allow_nonempty_target), *link_checks.checks(facts),
+              *cutover_checks.checks(facts)]
     if est.catch_up_s is None:
         checks.append(fail(
             "estimate.catch_up", f"the source writes {est.binlog_mb_per_s:.2f} MB/s of binlog, faster than the "
@@ -104,7 +106,7 @@ def _source(m: Migration) -> SourceFacts:
             binlog_bytes_per_s=inspector.binlog_write_rate(s, m.pb.estimates.binlog_sample_s) if binlog_on else 0.0,
             unix_time=inspector.unix_time(s),
             missing_databases=sorted(set(m.pb.seed.databases or []) - set(inspector.user_schemas(s))),
-            replicates_from=inspector.replication_sources(s),
+            replicates_from=inspector.replication_sources(s), gtid=inspector.gtid_history(s),
             **_accounts(s, m, schemas))
 
 
@@ -122,7 +124,8 @@ def _target(m: Migration) -> TargetFacts:
                            inspector.collations_supported(t), inspector.unix_time(t),
                            replicates_from=inspector.replication_sources(t),
                            filters=inspector.replication_filters(t), privileges=inspector.global_privileges(t),
-                           accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())})
+                           accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())},
+                           gtid=inspector.gtid_history(t))
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

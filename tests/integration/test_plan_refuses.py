@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from migrate.adapters.db import DatabaseError
+from migrate.sandbox.mariadb import MariaDBServer
 from migrate.sandbox.procs import free_port
 from tests.planning import check, run_plan
 
@@ -148,3 +149,67 @@ def test_a_definer_missing_on_the_target_is_named_with_whether_start_carries_it(
     assert carried["status"] == "pass" and f"carried by start: '{user}'@'%'" in carried["evidence"], carried
     assert skipped["status"] == "warn" and f"not carried by start: '{user}'@'%'" in skipped["evidence"], skipped
     assert "1449" in skipped["evidence"] and "seed.skip_accounts" in skipped["fix"]
+
+
+@pytest.fixture
+def own_pair(sandbox, tmp_path):
+    """A source and a target of this test's own (both with binary logs, the target in gtid_strict_mode), and a
+    playbook setting that points plan at them."""
+    base = tmp_path / "srv"
+    source = MariaDBServer("gtid-source", base / "s", free_port(), server_id=11)
+    target = MariaDBServer("gtid-target", base / "t", free_port(), server_id=12,
+                           options={"gtid-strict-mode": "1", "log-slave-updates": None, "read-only": "1"})
+    try:
+        for server in (source, target):
+            server.init()
+            with server.root() as root:
+                root.run("CREATE USER 'dba'@'127.0.0.1' IDENTIFIED BY 'own-pair-pw-1'")
+                root.run("GRANT ALL PRIVILEGES ON *.* TO 'dba'@'127.0.0.1' WITH GRANT OPTION")
+                root.run("CREATE USER 'app_rw'@'%%' IDENTIFIED BY %s", (sandbox.secret("app"),))
+                root.run("GRANT SELECT, INSERT ON *.* TO 'app_rw'@'%'")
+                root.run("RESET MASTER")  # the test counts each server's own transactions from here
+        (tmp_path / "dba.pw").write_text("own-pair-pw-1")
+        login = {"user": "dba", "password_file": str(tmp_path / "dba.pw")}
+        yield source, target, {
+            "source": {"kind": "mysql", "host": "127.0.0.1", "port": source.port, **login},
+            "target": {"port": target.port, **login, "datadir": str(target.datadir)},
+            "probe": {"host": "127.0.0.1", "port": source.port}}
+    finally:
+        source.destroy()
+        target.destroy()
+
+
+def test_a_target_gtid_history_or_position_that_does_not_fit_the_source_fails(sandbox, tmp_path, own_pair):
+    source, target, pb = own_pair
+    with source.root() as s:
+        s.run("CREATE DATABASE shop")
+        s.run("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        s.run("INSERT INTO shop.t VALUES (1)")  # the source's domain 0 now at 0-11-3
+    assert check(run_plan(sandbox, tmp_path, **pb), "replication.gtid_history")["status"] == "pass"
+    with target.root() as t:  # five transactions of the target's own in domain 0: 0-12-5
+        for i in range(5):
+            t.run(f"CREATE DATABASE own_{i}")
+    c = check(run_plan(sandbox, tmp_path, **pb), "replication.gtid_history")
+    assert c["status"] == "fail" and "target at 0-12-5, source at 0-11-3" in c["evidence"], c["evidence"]
+    assert "error 1950" in c["evidence"]
+    with target.root() as t:
+        t.run("SET GLOBAL gtid_strict_mode = OFF")
+    c = check(run_plan(sandbox, tmp_path, **pb), "replication.gtid_history")
+    assert c["status"] == "warn" and "of its own" in c["evidence"], c
+    with target.root() as t:  # replicating from the source, at a position the source never logged
+        t.run("RESET MASTER")
+        t.run(f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={source.port}, MASTER_USER='x', "
+              "MASTER_USE_GTID=slave_pos")
+        t.run("SET GLOBAL gtid_slave_pos = '0-11-99'")
+    c = check(run_plan(sandbox, tmp_path, **pb), "replication.position")
+    assert c["status"] == "fail" and "0-11-99: ahead of the source (0-11-3)" in c["evidence"], c
+    with source.root() as s:  # the binary logs after 0-11-1 purged
+        s.run("FLUSH BINARY LOGS")
+        s.run("PURGE BINARY LOGS TO %s", (s.run("SHOW BINARY LOGS")[-1]["Log_name"],))
+    with target.root() as t:
+        t.run("SET GLOBAL gtid_slave_pos = '0-11-1'")
+    c = check(run_plan(sandbox, tmp_path, **pb), "replication.position")
+    assert c["status"] == "fail" and "starts after 0-11-3" in c["evidence"] and "purged" in c["evidence"], c
+    with target.root() as t:
+        t.run("SET GLOBAL gtid_slave_pos = '0-11-3'")
+    assert check(run_plan(sandbox, tmp_path, **pb), "replication.position")["status"] == "pass"
