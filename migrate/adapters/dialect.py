@@ -208,13 +208,16 @@ class Dialect:
                 "CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE", "ALTER ROUTINE", "EXECUTE", "TRIGGER", "EVENT",
                 "LOCK TABLES", "CREATE TEMPORARY TABLES", "CREATE USER", "REPLICATION SLAVE", "RELOAD", "PROCESS"]
         needs = [(p, frozenset({p})) for p in data] + [("GRANT OPTION", frozenset({"GRANT OPTION"}))]
-        if self.is_mariadb:  # SUPER stopped giving READ_ONLY ADMIN in 10.11
-            needs += [("REPLICATION SLAVE ADMIN", frozenset({"REPLICATION SLAVE ADMIN", "SUPER"})),
+        if self.is_mariadb:  # SUPER stopped giving READ_ONLY ADMIN in 10.11; REPLICATION CLIENT is BINLOG MONITOR
+            needs += [("BINLOG MONITOR", frozenset({"BINLOG MONITOR", "REPLICATION CLIENT"})),
+                      ("SLAVE MONITOR", frozenset({"SLAVE MONITOR", "REPLICA MONITOR", "SUPER"})),
+("REPLICATION SLAVE ADMIN", frozenset({"REPLICATION SLAVE ADMIN", "SUPER"})),
                       ("SET USER", frozenset({"SET USER", "SUPER"})),
                       ("READ_ONLY ADMIN", frozenset({"READ_ONLY ADMIN"} | (set() if self.version >= (10, 11, 0)
                                                                           else {"SUPER"})))]
         else:
-            needs += [("REPLICATION_SLAVE_ADMIN", frozenset({"REPLICATION_SLAVE_ADMIN", "SUPER"})),
+            needs += [("REPLICATION CLIENT", frozenset({"REPLICATION CLIENT"})),
+                      ("REPLICATION_SLAVE_ADMIN", frozenset({"REPLICATION_SLAVE_ADMIN", "SUPER"})),
                       ("SYSTEM_VARIABLES_ADMIN", frozenset({"SYSTEM_VARIABLES_ADMIN", "SUPER"})),
                       ("SET_USER_ID", frozenset({"SET_USER_ID", "SET_ANY_DEFINER", "SUPER"}))]
         return [(name, gives | {"ALL PRIVILEGES"} if name != "GRANT OPTION" else gives) for name, gives in needs]

@@ -66,10 +66,10 @@ def gtid_history(s: Session) -> dict[str, str]:
         return s.one("SELECT @@global.gtid_executed AS executed, @@global.gtid_purged AS purged") or {}
     try:
         logs = s.run("SHOW BINARY LOGS")
-    except DatabaseError:  # binary logging is off: source.binary_log / target.binary_log say so
+        row = s.one("SELECT @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos")
+        events = s.run("SHOW BINLOG EVENTS IN %s LIMIT 4", (logs[0]["Log_name"],)) if logs else []
+    except DatabaseError:  # binary logging off, or no BINLOG MONITOR: other checks say which
         return {}
-    row = s.one("SELECT @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos")
-    events = s.run("SHOW BINLOG EVENTS IN %s LIMIT 4", (logs[0]["Log_name"],)) if logs else []
     oldest = next((str(e["Info"]).strip("[]") for e in events if e["Event_type"] == "Gtid_list"), "")
     return {**row, "oldest": oldest}
 

@@ -82,11 +82,14 @@ def test_the_limit_is_measured_the_server_refuses_one_character_more(target_root
 def test_a_target_user_that_cannot_do_what_start_and_the_cutover_ask_fails(sandbox, tmp_path, target_root):
     user, login = _account(target_root, tmp_path, ["GRANT SELECT, INSERT, CREATE, DROP, SUPER ON *.* TO {user}"])
     try:
-        c = check(run_plan(sandbox, tmp_path, target=login), "target.user_privileges")
+        result = run_plan(sandbox, tmp_path, target=login)
     finally:
         target_root.run(f"DROP USER '{user}'@'%'")
+    assert "target.connect" not in result["by_id"], check(result, "target.connect")["evidence"]  # it reads the target
+    c = check(result, "target.user_privileges")
     assert c["status"] == "fail", c
-    for needed in ("CREATE USER", "GRANT OPTION", "READ_ONLY ADMIN", "CREATE VIEW", "REPLICATION SLAVE,"):
+    for needed in ("CREATE USER", "GRANT OPTION", "READ_ONLY ADMIN", "CREATE VIEW", "REPLICATION SLAVE,",
+                   "BINLOG MONITOR"):
         assert needed in c["evidence"], (needed, c["evidence"])
     assert "SET USER" not in c["evidence"] and "REPLICATION SLAVE ADMIN" not in c["evidence"]  # SUPER gives them
     assert "WITH GRANT OPTION" in c["fix"]
