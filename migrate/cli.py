@@ -186,6 +186,8 @@ def _render_checks(out: Output, r: dict[str, Any]) -> None:
     seed = r["plan"]["seed"]
     out.console.print(f"seed: {seed['method']} with {seed['tool']}: {seed['why']}", markup=False)
     out.console.print("start: " + " -> ".join(s["step"] for s in r["plan"]["start"]), markup=False)
+    out.console.print("replication filters start sets on the target: " + ", ".join(
+        f"{k}={v}" for k, v in r["plan"]["replication_filters"].items()), markup=False)
     out.console.print("cutover: " + " -> ".join(s["step"] + (" (point of no return)" if s.get("point_of_no_return")
                                                               else "") for s in r["plan"]["cutover"]), markup=False)
     e = r["estimates"]

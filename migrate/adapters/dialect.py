@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from migrate.adapters.db import Statement
+from migrate.adapters.db import Statement, quote_string
 from migrate.errors import Refused
 
 Flavor = Literal["mysql", "mariadb"]
@@ -493,6 +493,14 @@ class Dialect:
         if n == timeout:
             return "timeout"
         raise ValueError(f"unexpected result {value!r} from a GTID wait on {self.name}")
+
+    def ignore_tables(self, pattern: str) -> Statement:
+        """A replica filter that skips the tables matching `pattern` (LIKE syntax, schema.table); the replica's
+        SQL thread must be stopped. MariaDB keeps it in a global variable, MySQL in CHANGE REPLICATION FILTER;
+        neither survives a restart unless the server's configuration says it too."""
+        if self.is_mariadb:
+            return Statement("SET GLOBAL replicate_wild_ignore_table = %s", (pattern,))
+        return Statement(f"CHANGE REPLICATION FILTER REPLICATE_WILD_IGNORE_TABLE = ({quote_string(pattern)})")
 
     # -- read_only -----------------------------------------------------------------------------
 

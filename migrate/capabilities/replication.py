@@ -70,6 +70,11 @@ def login_works(ep: Endpoint) -> str | None:
 # -- configuring and starting -----------------------------------------------------------------------
 
 
+# RDS writes tables of its own in the mysql schema (rds_heartbeat2, rds_configuration, rds_history...) and logs
+# those writes: a replica outside RDS lacks the tables and would stop with error 1146 at the first one.
+SERVICE_TABLES = "mysql.rds%"
+
+
 def configure(replica: Session, link: Link, position: BinlogPosition, *, keep_history: bool = False) -> str:
     """Point the (stopped) `replica` at `link`'s server from exactly `position`. Returns how.
 
@@ -90,6 +95,7 @@ def configure(replica: Session, link: Link, position: BinlogPosition, *, keep_hi
             statements = [d.set_external_source(link.host, link.port, link.user, password, log_file=position.file,
                                                 log_pos=position.pos, ssl=link.tls)]
     else:
+        replica.run(d.ignore_tables(SERVICE_TABLES))
         common = {"tls": link.tls, "ca_file": link.ca_file}
         if by_gtid and d.is_mariadb:
             statements = d.change_source(link.host, link.port, link.user, password, gtid=position.gtid_set, **common)
@@ -103,9 +109,10 @@ def configure(replica: Session, link: Link, position: BinlogPosition, *, keep_hi
                                          log_pos=position.pos, **common)
     for stmt in statements:
         replica.run(stmt)
+    ignoring = "" if d.rds else f", ignoring {SERVICE_TABLES}"
     if by_gtid:
-        return f"MariaDB GTID from {position.gtid_set}" if d.is_mariadb else "GTID auto-position"
-    return f"file/position {position.file}:{position.pos}"
+        return (f"MariaDB GTID from {position.gtid_set}" if d.is_mariadb else "GTID auto-position") + ignoring
+    return f"file/position {position.file}:{position.pos}{ignoring}"
 
 
 def start(replica: Session) -> None:

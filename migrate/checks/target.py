@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from migrate.capabilities.replication import SERVICE_TABLES
 from migrate.checks import Check, fail, listing, on, passed, skipped, warn
 from migrate.checks.facts import PlanFacts
 from migrate.estimates import Estimate
@@ -139,12 +140,16 @@ def _other_sources(f: PlanFacts) -> Check:
 
 
 def _filters(f: PlanFacts) -> Check:
-    if f.target.filters:
-        shown = "; ".join(f"{k}={v}" for k, v in sorted(f.target.filters.items()))
+    own = {"replicate_wild_ignore_table": SERVICE_TABLES}
+    stray = {k: v for k, v in f.target.filters.items() if own.get(k) != v}
+    if stray:
+        shown = "; ".join(f"{k}={v}" for k, v in sorted(stray.items()))
         return fail("target.replication_filters", f"replication filters are set on the target: {shown}: part of "
                     "the source's writes would never reach it", "remove them from the target's configuration and "
                     "restart it (or, with replication stopped, SET GLOBAL each to '')")
-    return passed("target.replication_filters", "no replication filter on the target")
+    return passed("target.replication_filters", f"start sets replicate_wild_ignore_table={SERVICE_TABLES} (the RDS "
+                  "service's own tables; add it to the target's configuration so that a restart keeps it), and no "
+                  "other filter")
 
 
 def _user_privileges(f: PlanFacts) -> Check:

@@ -12,6 +12,7 @@ from migrate.adapters.db import connect
 from migrate.capabilities import host_inspector, inspector, phase, rds_inspector
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
+from migrate.capabilities.replication import SERVICE_TABLES
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.checks import Check, fail, passed, warn
@@ -191,7 +192,8 @@ def _plan(m: Migration, facts: PlanFacts) -> dict[str, Any]:
         cutover = [{k: s[k] for k in ("step", "does", "point_of_no_return")} for s in switch.plan(m, "cutover")]
     except MigrateError as exc:
         cutover = [{"step": "repoint", "does": f"cannot be planned: {exc.message}", "point_of_no_return": True}]
-    return {"seed": seed, "start": start, "cutover": cutover}
+    return {"seed": seed, "start": start, "cutover": cutover,
+            "replication_filters": {"replicate_wild_ignore_table": SERVICE_TABLES}}
 
 
 def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:

@@ -216,3 +216,17 @@ def test_a_target_gtid_history_or_position_that_does_not_fit_the_source_fails(sa
     with target.root() as t:
         t.run("SET GLOBAL gtid_slave_pos = '0-11-3'")
     assert check(run_plan(sandbox, tmp_path, **pb), "replication.position")["status"] == "pass"
+
+
+def test_start_s_own_filter_passes_and_any_other_filter_fails(sandbox, tmp_path, own_pair):
+    _, target, pb = own_pair
+    result = run_plan(sandbox, tmp_path, **pb)
+    assert result["plan"]["replication_filters"] == {"replicate_wild_ignore_table": "mysql.rds%"}
+    with target.root() as t:
+        t.run("SET GLOBAL replicate_wild_ignore_table = 'mysql.rds%'")  # as start leaves it
+    c = check(run_plan(sandbox, tmp_path, **pb), "target.replication_filters")
+    assert c["status"] == "pass" and "start sets replicate_wild_ignore_table=mysql.rds%" in c["evidence"], c
+    with target.root() as t:
+        t.run("SET GLOBAL replicate_wild_ignore_table = 'mysql.rds%,shop.audit%'")
+    c = check(run_plan(sandbox, tmp_path, **pb), "target.replication_filters")
+    assert c["status"] == "fail" and "shop.audit%" in c["evidence"], c

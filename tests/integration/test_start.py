@@ -92,6 +92,19 @@ def test_status_shows_health_and_lag(own_sandbox):
     assert "replication: target from source: healthy" in result.stdout and "caught up" in result.stdout
 
 
+def test_the_rds_service_tables_never_reach_the_target(own_sandbox):
+    """RDS logs writes to tables of its own (mysql.rds_*): the target lacks them, and without start's filter its
+    replication stops at the first one (error 1146)."""
+    with own_sandbox.master() as master:
+        master.run("CALL mysql.rds_set_configuration('binlog retention hours', 48)")  # an UPDATE of mysql.rds_*
+        master.run("CALL mysql.rds_set_configuration('binlog retention hours', 24)")
+    wait_caught_up(own_sandbox)
+    with own_sandbox.target.root() as t:
+        assert t.variable("replicate_wild_ignore_table") == "mysql.rds%"
+        assert not t.value("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'mysql' AND "
+                           "table_name LIKE 'rds%%'")
+
+
 def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_password_is_wrong(own_sandbox):
     sb = own_sandbox
     with sb.target.root() as t:

@@ -669,3 +669,10 @@ def test_what_target_user_must_hold_per_flavor_and_version():
     assert "SUPER" in needs("10.6.16-MariaDB")["READ_ONLY ADMIN"]
     assert detect("8.0.35").default_roles().sql.startswith("SELECT DEFAULT_ROLE_USER AS user")
     assert (detect("8.0.35").replication_password_max, detect("10.11.6-MariaDB").replication_password_max) == (32, 96)
+
+
+def test_the_service_tables_filter_per_flavor():
+    assert detect("8.0.35").ignore_tables("mysql.rds%").sql == \
+        "CHANGE REPLICATION FILTER REPLICATE_WILD_IGNORE_TABLE = ('mysql.rds%')"
+    maria = detect("10.11.6-MariaDB").ignore_tables("mysql.rds%")
+    assert (maria.sql, maria.params) == ("SET GLOBAL replicate_wild_ignore_table = %s", ("mysql.rds%",))
