@@ -51,7 +51,8 @@ def test_an_rds_old_primary_follows_through_rds_procedures(version, comment, gti
 def test_a_self_managed_mysql_old_primary_keeps_its_gtid_history():
     s = Recorder("8.0.36", "MySQL Community Server")
     how = replication.configure(s, link(), BinlogPosition(AT.file, AT.pos, "uuid:1-99"), keep_history=True)
-    assert how == "GTID auto-position"
+    assert how == "GTID auto-position, ignoring mysql.rds%"
+    assert s.sent[0].sql.startswith("CHANGE REPLICATION FILTER REPLICATE_WILD_IGNORE_TABLE")
     assert not any("RESET" in st.sql or "gtid_purged" in st.sql for st in s.sent)
     assert "SOURCE_AUTO_POSITION=1" in s.sent[-1].sql
 
@@ -59,21 +60,22 @@ def test_a_self_managed_mysql_old_primary_keeps_its_gtid_history():
 def test_a_freshly_seeded_mysql_replica_declares_the_snapshots_history():
     s = Recorder("8.0.36", "MySQL Community Server")
     replication.configure(s, link(), BinlogPosition(AT.file, AT.pos, "uuid:1-99"))
-    assert [st.sql for st in s.sent[:2]] == ["RESET MASTER", "SET GLOBAL gtid_purged = %s"]
+    assert [st.sql for st in s.sent[1:3]] == ["RESET MASTER", "SET GLOBAL gtid_purged = %s"]
 
 
 def test_a_mariadb_old_primary_follows_from_the_recorded_gtid_position():
     s = Recorder("10.11.6-MariaDB")
     how = replication.configure(s, link(), BinlogPosition(AT.file, AT.pos, "0-2-99"), keep_history=True)
-    assert how == "MariaDB GTID from 0-2-99"
-    assert s.sent[0].sql == "SET GLOBAL gtid_slave_pos = %s" and s.sent[0].params == ("0-2-99",)
-    assert "MASTER_USE_GTID=slave_pos" in s.sent[1].sql
+    assert how == "MariaDB GTID from 0-2-99, ignoring mysql.rds%"
+    assert s.sent[0].sql == "SET GLOBAL replicate_wild_ignore_table = %s"
+    assert s.sent[1].sql == "SET GLOBAL gtid_slave_pos = %s" and s.sent[1].params == ("0-2-99",)
+    assert "MASTER_USE_GTID=slave_pos" in s.sent[2].sql
 
 
 def test_file_mode_follows_from_the_recorded_file_and_position():
     s = Recorder("10.11.6-MariaDB")
     assert replication.configure(s, link("file"), BinlogPosition(AT.file, AT.pos, "0-2-99")) == \
-        "file/position binlog.000007:1234"
+        "file/position binlog.000007:1234, ignoring mysql.rds%"
 
 
 @pytest.mark.parametrize("rds,expected", [(True, ["CALL mysql.rds_stop_replication"]),
