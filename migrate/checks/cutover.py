@@ -3,12 +3,43 @@
 from __future__ import annotations
 
 from migrate.capabilities import grants, inspector
+from migrate.capabilities.seed import logical
 from migrate.checks import Check, fail, listing, passed, skipped, warn
 from migrate.checks.facts import PlanFacts
+from migrate.errors import MigrateError
 
 
 def checks(f: PlanFacts) -> list[Check]:
-    return [_seed_method(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f)]
+    return [_seed_method(f), _seed_names(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f)]
+
+
+def unusual_names(f: PlanFacts) -> list[str]:
+    """What mydumper cannot carry among the source's schema and table names."""
+    s = f.source
+    return logical.mydumper_cannot(s.schemas, [(t["schema"], t["name"]) for t in s.tables]) if s else []
+
+
+def dump_tool(f: PlanFacts) -> str:
+    """The tool a logical seed will use (what `start` picks, from the host's tools and the names)."""
+    has_mydumper = {"mydumper", "myloader"} <= {k for k, v in f.host.tools.items() if v}
+    try:
+        return logical.pick_tool(f.pb.seed.tool, has_mydumper, unusual_names(f))
+    except MigrateError:
+        return "mydumper"  # refused: seed.names says why
+
+
+def _seed_names(f: PlanFacts) -> Check:
+    if f.pb.seed.method == "physical":
+        return passed("seed.names", "a physical copy carries every name")
+    if f.source is None:
+        return skipped("seed.names", "source")
+    cannot = unusual_names(f)
+    if not cannot:
+        return passed("seed.names", "the dump tools carry every schema and table name")
+    if f.pb.seed.tool == "mydumper":
+        return fail("seed.names", f"seed.tool is mydumper, which cannot carry {listing(cannot)}",
+                    "set seed.tool: auto (migrate then uses mysqldump), or rename those objects")
+    return passed("seed.names", f"the seed uses mysqldump: mydumper 0.10 cannot carry {listing(cannot)}")
 
 
 def _seed_method(f: PlanFacts) -> Check:
@@ -22,8 +53,7 @@ def _seed_method(f: PlanFacts) -> Check:
                         "set them, or use seed.method: dump")
         return warn("seed.method", "physical copy: the target gets the source's datadir, its accounts included",
                     "make sure target.user exists on the source with the same password")
-    tools = {k for k, v in f.host.tools.items() if v}
-    mydumper = {"mydumper", "myloader"} <= tools and f.pb.seed.tool in ("auto", "mydumper")
+    mydumper = dump_tool(f) == "mydumper"
     mysql_without_lock = f.source is not None and not f.source.dialect.is_mariadb and not \
         inspector.global_lock_allowed(f.source.privileges, rds=f.pb.source.kind == "rds")
     if f.host.reachable and not mydumper and mysql_without_lock:

@@ -172,6 +172,7 @@ class Seed(MigrationStep):
             threads=self.m.pb.seed.threads, tool=self.m.pb.seed.tool, global_lock=global_lock,
             non_transactional=non_transactional, data_bytes=sum(int(t["bytes"] or 0) for t in tables),
             rows=sum(int(t["est_rows"] or 0) for t in tables), rows_loaded=self._rows_inserted,
+            table_names=tuple((t["schema"], t["name"]) for t in tables),
             workdir=str(PurePosixPath(str(self.m.pb.target.datadir)).parent / f"migrate-seed-{self.m.pb.name}"))
         ctx.on_cancel(self.m.close)
         plan = replace(plan, diagnose=self._diagnose, release=self._release_dump_sessions,

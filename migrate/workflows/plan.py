@@ -205,9 +205,7 @@ def _seed_choice(m: Migration, facts: PlanFacts) -> dict[str, str]:
         return {"method": "physical", "tool": tool, "consistency": "backup",
                 "why": f"{tool} streamed from the source host to the target host (the target host pulls it over "
                        "SSH), prepared, moved into the datadir; replication from the backup's coordinates"}
-    tools = {k for k, v in facts.host.tools.items() if v}
-    wanted = m.pb.seed.tool
-    tool = wanted if wanted != "auto" else ("mydumper" if {"mydumper", "myloader"} <= tools else "mysqldump")
+    tool = cutover_checks.dump_tool(facts)
     lock = bool(facts.source) and inspector.global_lock_allowed(facts.source.privileges,
                                                                 rds=m.pb.source.kind == "rds")
     try:
