@@ -8,14 +8,17 @@ from migrate.checks.facts import PlanFacts
 
 
 def checks(f: PlanFacts) -> list[Check]:
+    history = ("replication.gtid_history", "replication.position")
     if f.target is None:
-        return []
+        return [skipped(i, "target") for i in ("replication.password", *history)]
     out = [_password(f)]
     if f.source is None:
-        return out + [skipped("replication.gtid_history", "source"), skipped("replication.position", "source")]
-    if f.source.dialect.is_mariadb and f.source.gtid and f.target.gtid:
-        out += [_gtid_history(f), _position(f)]
-    return out
+        return out + [skipped(i, "source") for i in history]
+    if not (f.source.gtid and f.target.gtid):  # a binary log off or unreadable: the binlog checks say so
+        return out + [passed(i, "no GTID history to compare (binary log off or not readable)") for i in history]
+    if f.source.dialect.is_mariadb:
+        return out + [_gtid_history(f), _position(f)]
+    return out + _mysql_history(f)
 
 
 def _password(f: PlanFacts) -> Check:
@@ -93,3 +96,65 @@ def _position(f: PlanFacts) -> Check:
                     "it, drop the copied schemas, then migrate start); keep the source's binlogs longer next time")
     return passed("replication.position", f"the target resumes at {f.target.gtid.get('slave_pos')}, within the "
                   "source's binary log")
+
+
+Intervals = list[tuple[int, int]]
+
+
+def gtid_set(text: str) -> dict[str, Intervals]:
+    """MySQL's "uuid:1-5:7,uuid2:3" -> {uuid: [(1, 5), (7, 7)], ...}: intervals, as histories run to billions."""
+    out: dict[str, Intervals] = {}
+    for part in filter(None, (p.strip() for p in (text or "").replace("\n", "").split(","))):
+        uuid, *ranges = part.split(":")
+        for r in ranges:
+            low, _, high = r.partition("-")
+            out.setdefault(uuid.lower(), []).append((int(low), int(high or low)))
+    return {u: sorted(r) for u, r in out.items()}
+
+
+def _minus(a: Intervals, b: Intervals) -> Intervals:
+    out = []
+    for low, high in a:
+        for b_low, b_high in b:
+            if b_high < low or b_low > high:
+                continue
+            if b_low > low:
+                out.append((low, b_low - 1))
+            low = max(low, b_high + 1)
+            if low > high:
+                break
+        if low <= high:
+            out.append((low, high))
+    return out
+
+
+def _missing(a: dict[str, Intervals], b: dict[str, Intervals]) -> dict[str, Intervals]:
+    """What of `a` is not in `b`."""
+    return {u: rest for u, r in a.items() if (rest := _minus(r, b.get(u, [])))}
+
+
+def _shown(gtids: dict[str, Intervals]) -> str:
+    return listing([u + ":" + ":".join(f"{lo}-{hi}" if hi > lo else str(lo) for lo, hi in r)
+                    for u, r in sorted(gtids.items())])
+
+
+def _mysql_history(f: PlanFacts) -> list[Check]:
+    """MySQL: the target's executed set must lie within the source's (else it holds transactions the source
+    never had), and, once it replicates, hold everything the source purged (else auto-position cannot serve
+    it: error 1236)."""
+    source, target = gtid_set(f.source.gtid.get("executed", "")), gtid_set(f.target.gtid.get("executed", ""))
+    errant = _missing(target, source)
+    history = warn("replication.gtid_history", f"the target executed transactions the source does not have: "
+                   f"{_shown(errant)}", "find what wrote them (the target should have been read-only); RESET "
+                   "MASTER on the target before it is seeded") if errant else \
+        passed("replication.gtid_history", "the target's executed GTIDs all come from the source")
+    source_for_target = f.extra.get("source_for_target", "?")
+    if not any(r.startswith(source_for_target + " ") for r in f.target.replicates_from):
+        return [history, passed("replication.position", "the target does not replicate from the source yet: "
+                                "start takes the position")]
+    purged = _missing(gtid_set(f.source.gtid.get("purged", "")), target)
+    if purged:
+        return [history, fail("replication.position", f"the source purged transactions the target never "
+                              f"executed: {_shown(purged)}", "reseed the target (migrate start on an empty "
+                              "target); keep the source's binlogs longer next time")]
+    return [history, passed("replication.position", "the target holds everything the source purged")]

@@ -115,3 +115,22 @@ def test_a_mysql_target_applying_on_one_thread_warns_and_four_workers_pass():
     assert "replica_parallel_workers=1" in one["target.parallel_apply"].evidence
     assert "replica_parallel_workers=4" in one["target.parallel_apply"].fix
     assert run_target(facts(tgt_vars={"replica_parallel_workers": "4"}))["target.parallel_apply"].status == "pass"
+
+
+def test_mysql_gtid_history_and_position_compared_as_intervals():
+    from migrate.checks import link
+
+    u1, u2 = "3e11fa47-71ca-11e1-9e33-c80aa9429562", "4f22ab58-71ca-11e1-9e33-c80aa9429563"
+    s_vars = {"server_id": "1"}
+    f = facts(src_vars=s_vars, extra={"replication_password_length": 24, "source_for_target": "10.0.0.1:3306"})
+    f.source.gtid = {"executed": f"{u1}:1-3000000000", "purged": f"{u1}:1-1000"}
+    f.target.gtid = {"executed": f"{u1}:1-2000000000:2000000005", "purged": ""}
+    out = by_id(link.checks(f))
+    assert out["replication.gtid_history"].status == "pass"
+    assert out["replication.position"].status == "pass"  # not replicating yet: start takes the position
+    f.target.replicates_from = ["10.0.0.1:3306 (running)"]
+    f.target.gtid = {"executed": f"{u1}:1-500:900-2000,{u2}:1-7"}
+    out = by_id(link.checks(f))
+    assert out["replication.gtid_history"].status == "warn" and f"{u2}:1-7" in out["replication.gtid_history"].evidence
+    assert out["replication.position"].status == "fail" and f"{u1}:501-899" in out["replication.position"].evidence
+    assert link._minus([(1, 10)], [(3, 4), (6, 6), (9, 20)]) == [(1, 2), (5, 5), (7, 8)]
