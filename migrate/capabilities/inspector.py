@@ -74,6 +74,12 @@ def gtid_history(s: Session) -> dict[str, str]:
     return {**row, "oldest": oldest}
 
 
+def proxy_grantees(s: Session) -> list[Account]:
+    """Accounts holding a PROXY grant (mysql.proxies_priv; the server's own root entry is not counted)."""
+    rows = s.run("SELECT DISTINCT User AS user, Host AS host FROM mysql.proxies_priv WHERE User <> 'root' ORDER BY 1, 2")
+    return [Account(r["user"], r["host"]) for r in rows]
+
+
 def replication_filters(s: Session) -> dict[str, str]:
     return {str(r["name"]).lower(): str(r["value"]) for r in s.run(s.dialect.replication_filters())}
 

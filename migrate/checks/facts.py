@@ -37,6 +37,7 @@ class SourceFacts:
     carried_accounts: list[str] | None = None  # what `start` will carry (None: cannot tell, see app accounts)
     skipped_accounts: list[dict] = field(default_factory=list)
     gtid: dict[str, str] = field(default_factory=dict)  # inspector.gtid_history
+    proxy_grantees: list[str] = field(default_factory=list)  # accounts holding a PROXY grant
 
     @property
     def data_bytes(self) -> int:
@@ -53,6 +54,7 @@ class TargetFacts:
     replicates_from: list[str] = field(default_factory=list)
     filters: dict[str, str] = field(default_factory=dict)
     privileges: set[str] = field(default_factory=set)  # target.user's on *.*, its login roles' included
+    may_grant_proxy: bool = False  # target.user holds PROXY ON ''@'%' WITH GRANT OPTION
     accounts: set[str] = field(default_factory=set)  # every account and role, as 'user'@'host'
     gtid: dict[str, str] = field(default_factory=dict)  # inspector.gtid_history
 

@@ -155,10 +155,14 @@ def _filters(f: PlanFacts) -> Check:
 def _user_privileges(f: PlanFacts) -> Check:
     user = f.pb.target.user
     missing = [name for name, gives in f.target.dialect.target_user_needs() if not gives & f.target.privileges]
+    proxies = [a for a in (f.source.proxy_grantees if f.source else []) if a in (f.source.carried_accounts or [])]
+    if proxies and not f.target.may_grant_proxy:
+        missing.append(f"PROXY ON ''@'%' WITH GRANT OPTION (to carry the proxy grants of {listing(proxies)})")
     if missing:
         return fail("target.user_privileges", f"{user} lacks {', '.join(missing)} on *.*: start loads every "
                     "object, creates every account with its grants and configures replication; the cutover sets "
-                    "read_only", f"on the target: GRANT ALL PRIVILEGES ON *.* TO '{user}'@'<its host>' WITH GRANT OPTION;")
+                    "read_only", f"on the target: GRANT ALL PRIVILEGES ON *.* TO '{user}'@'<its host>' WITH GRANT OPTION;"
+                    + (f" GRANT PROXY ON ''@'%' TO '{user}'@'<its host>' WITH GRANT OPTION;" if proxies else ""))
     return passed("target.user_privileges", f"{user} may load, carry accounts, replicate and set read_only")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate.adapters.db import connect
-from migrate.capabilities import host_inspector, inspector, phase, rds_inspector
+from migrate.capabilities import grants, host_inspector, inspector, phase, rds_inspector
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.replication import SERVICE_TABLES
@@ -108,6 +108,7 @@ def _source(m: Migration) -> SourceFacts:
             unix_time=inspector.unix_time(s),
             missing_databases=sorted(set(m.pb.seed.databases or []) - set(inspector.user_schemas(s))),
             replicates_from=inspector.replication_sources(s), gtid=inspector.gtid_history(s),
+            proxy_grantees=[str(a) for a in inspector.proxy_grantees(s)],
             **_accounts(s, m, schemas))
 
 
@@ -121,10 +122,13 @@ def _accounts(s, m: Migration, schemas: list[str]) -> dict:
 
 def _target(m: Migration) -> TargetFacts:
     with m.target(read_only=True) as t:
+        own = inspector.own_grants(t)
         return TargetFacts(t.dialect, inspector.variables(t), inspector.user_schemas(t),
                            inspector.collations_supported(t), inspector.unix_time(t),
                            replicates_from=inspector.replication_sources(t),
-                           filters=inspector.replication_filters(t), privileges=inspector.global_privileges(t),
+                           filters=inspector.replication_filters(t), privileges=grants.global_privileges(own),
+                           may_grant_proxy=any(g.replace("`", "'").startswith("GRANT PROXY ON ''@'%'") and
+                                               "WITH GRANT OPTION" in g for g in own),
                            accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())},
                            gtid=inspector.gtid_history(t))
 

@@ -230,3 +230,26 @@ def test_start_s_own_filter_passes_and_any_other_filter_fails(sandbox, tmp_path,
         t.run("SET GLOBAL replicate_wild_ignore_table = 'mysql.rds%,shop.audit%'")
     c = check(run_plan(sandbox, tmp_path, **pb), "target.replication_filters")
     assert c["status"] == "fail" and "shop.audit%" in c["evidence"], c
+
+
+def test_a_target_user_that_cannot_grant_proxy_fails_when_a_carried_account_holds_a_proxy_grant(
+        sandbox, tmp_path, source_root, target_root):
+    proxy, proxied = f"px_{uuid.uuid4().hex[:6]}", f"pd_{uuid.uuid4().hex[:6]}"
+    source_root.run("SET SESSION sql_log_bin = 0")
+    for user in (proxy, proxied):
+        source_root.run(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (f"pw-{uuid.uuid4().hex}",))
+    source_root.run(f"GRANT PROXY ON '{proxied}'@'%' TO '{proxy}'@'%'")
+    source_root.run("SET SESSION sql_log_bin = 1")
+    admin, login = _account(target_root, tmp_path, ["GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION"])
+    try:
+        without = check(run_plan(sandbox, tmp_path, target=login), "target.user_privileges")
+        sandbox_user = check(run_plan(sandbox, tmp_path), "target.user_privileges")
+    finally:
+        source_root.run("SET SESSION sql_log_bin = 0")
+        for user in (proxy, proxied):
+            source_root.run(f"DROP USER '{user}'@'%'")
+        source_root.run("SET SESSION sql_log_bin = 1")
+        target_root.run(f"DROP USER '{admin}'@'%'")
+    assert without["status"] == "fail" and f"proxy grants of '{proxy}'@'%'" in without["evidence"], without
+    assert "GRANT PROXY ON ''@'%'" in without["fix"]
+    assert sandbox_user["status"] == "pass", sandbox_user  # the sandbox's target.user holds it
