@@ -10,8 +10,8 @@ from migrate.checks.facts import PlanFacts
 def checks(f: PlanFacts) -> list[Check]:
     history = ("replication.gtid_history", "replication.position")
     if f.target is None:
-        return [skipped(i, "target") for i in ("replication.password", *history)]
-    out = [_password(f)]
+        return [skipped(i, "target") for i in ("replication.password", "replication.login", *history)]
+    out = [_password(f), _login(f)]
     if f.source is None:
         return out + [skipped(i, "source") for i in history]
     if not (f.source.gtid and f.target.gtid):  # a binary log off or unreadable: the binlog checks say so
@@ -19,6 +19,19 @@ def checks(f: PlanFacts) -> list[Check]:
     if f.source.dialect.is_mariadb:
         return out + [_gtid_history(f), _position(f)]
     return out + _mysql_history(f)
+
+
+def _login(f: PlanFacts) -> Check:
+    said = f.extra.get("replication_login")
+    if said is None:
+        return passed("replication.login", "the replication account does not exist yet: start creates it with "
+                      "the playbook's password") if f.source else skipped("replication.login", "source")
+    if said == "ok":
+        return passed("replication.login", f"{f.pb.replication.user} logs in on the source with the playbook's "
+                      "password and TLS settings")
+    return fail("replication.login", f"the existing replication account cannot log in as start would: {said}",
+                "give replication the account's password (or drop the account so that start creates it); an "
+                "account that requires TLS needs source.tls.mode: required")
 
 
 def _password(f: PlanFacts) -> Check:

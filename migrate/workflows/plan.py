@@ -6,10 +6,11 @@ statement that is not a read), AWS describe calls, and read-only commands on the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from migrate.adapters.db import connect
-from migrate.capabilities import grants, host_inspector, inspector, phase, rds_inspector
+from migrate.capabilities import grants, host_inspector, inspector, phase, rds_inspector, replication
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.replication import SERVICE_TABLES
@@ -74,7 +75,16 @@ def gather(m: Migration) -> PlanFacts:
     return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
                      extra={"source_for_target": f"{host_address}:{host_port}",
                             "target_address": f"{pb.target.host}:{pb.target.port}",
-                            "replication_password_length": len(m.replication_password.get_secret_value())})
+                            "replication_password_length": len(m.replication_password.get_secret_value()),
+                            "replication_login": _replication_login(m) if source and source.repl_grants is not None
+                            else None})
+
+
+def _replication_login(m: Migration) -> str:
+    """"ok", or why the existing replication account cannot log in on the source as `start` will (its password,
+    the source's TLS settings)."""
+    ep = replace(m.source_endpoint(), user=m.pb.replication.user, password=m.replication_password)
+    return replication.login_works(ep) or "ok"
 
 
 def _try(fn):

@@ -253,3 +253,19 @@ def test_a_target_user_that_cannot_grant_proxy_fails_when_a_carried_account_hold
     assert without["status"] == "fail" and f"proxy grants of '{proxy}'@'%'" in without["evidence"], without
     assert "GRANT PROXY ON ''@'%'" in without["fix"]
     assert sandbox_user["status"] == "pass", sandbox_user  # the sandbox's target.user holds it
+
+
+def test_an_existing_replication_account_that_cannot_log_in_as_start_would_fails(sandbox, tmp_path, master):
+    tls_only, login = _account(master, tmp_path, ["GRANT REPLICATION SLAVE ON *.* TO {user}"], require_ssl=True)
+    plain, plain_login = _account(master, tmp_path, ["GRANT REPLICATION SLAVE ON *.* TO {user}"])
+    try:
+        refused = check(run_plan(sandbox, tmp_path, replication=login), "replication.login")
+        wrong = check(run_plan(sandbox, tmp_path, replication={**plain_login, "password_file": login["password_file"]}),
+                      "replication.login")
+        fine = check(run_plan(sandbox, tmp_path, replication=plain_login), "replication.login")
+    finally:
+        master.run(f"DROP USER '{tls_only}'@'%'")
+        master.run(f"DROP USER '{plain}'@'%'")
+    assert refused["status"] == "fail" and "refused without TLS" in refused["evidence"], refused
+    assert wrong["status"] == "fail" and "(1045)" in wrong["evidence"] and "without TLS" not in wrong["evidence"]
+    assert fine["status"] == "pass", fine
