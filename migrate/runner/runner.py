@@ -31,8 +31,10 @@ from migrate.runner.store import Store, command_line, now_iso
 
 CANCEL_GRACE_S = 10.0
 # Test instrumentation, inert unless set: "<workflow>:<step>:<start|middle>" makes a run journal `held` at
-# that point (a step's start, or its first checkpoint) and wait there, so a test can SIGKILL it exactly there.
+# that point (a step's start, or its first checkpoint) and wait there, so a test can SIGKILL it exactly there, or
+# (with MIGRATE_TEST_HOLD_S, the seconds to wait) break the network under it and let it go on.
 HOLD_ENV = "MIGRATE_TEST_HOLD"
+HOLD_S_ENV = "MIGRATE_TEST_HOLD_S"
 HOLD_S = 600.0
 
 
@@ -291,7 +293,7 @@ class Runner:
     def hold(self, step: str | None, point: str) -> None:
         if os.environ.get(HOLD_ENV) == f"{self.workflow}:{step}:{point}":
             self._journal("held", step=step, point=point, pid=os.getpid())
-            time.sleep(HOLD_S)
+            time.sleep(float(os.environ.get(HOLD_S_ENV) or HOLD_S))
 
     def _later_step_began(self, step: Step) -> bool:
         """A later step that changes something has begun in this attempt (a check or a hook does not count)."""
