@@ -59,6 +59,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self.mode = "pass"
+        self._armed: tuple[bytes, str] | None = None
         self.accepted = 0  # connections accepted since the start (a test can see that something came)
         threading.Thread(target=self._accept, daemon=True, name="tcp-proxy").start()
 
@@ -77,6 +78,11 @@ class TcpProxy:
             pair.cut(mode)
         if mode != "stall":
             self._flowing.set()
+
+    def arm(self, pattern: bytes, mode: str) -> None:
+        """Switch to `mode` as soon as a client sends `pattern` (a statement's text: the fault lands exactly
+        there, before the statement reaches the server)."""
+        self._armed = (pattern, mode)
 
     def live_connections(self) -> int:
         with self._lock:
@@ -115,6 +121,10 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                armed = self._armed
+                if armed and src is pair.client and armed[0] in data:
+                    self._armed = None
+                    self.set(armed[1])
                 self._flowing.wait()  # read just before a stall began: held too
                 if pair.ended is None:
                     dst.sendall(data)
