@@ -428,3 +428,49 @@ def test_a_switch_step_that_loses_a_server_rolls_back_within_its_timeout_with_no
     # The probe measures what the application lived through: the gap of blocked writes, whatever it was.
     outside = load_.result.longest_gap_s * 1000
     assert downtime["longest_gap_ms"] >= 0.8 * outside - 100, (downtime, outside)
+
+
+# -- the replication's catch-up ------------------------------------------------------------------------
+
+
+def _status(net: Net, tmp: Path) -> dict:
+    return json.loads(migrate(net, "status", "--json", tmp=tmp).out)
+
+
+@pytest.mark.parametrize("fault", ["stall", "drop", "reset"])
+def test_replication_through_a_broken_link_reconnects_and_status_says_what_is_happening(net, tmp_path, fault):
+    """The target's link to the source breaks while the application writes: `status` says the replica is
+    reconnecting, in the server's own words; once the link heals it catches up by itself, nothing lost."""
+    replicating(net, tmp_path)
+    link = net.links["replication"]
+    seen: list[dict] = []
+    with Load(net.sb, rate=100) as load_:
+        time.sleep(0.5)
+        link.set(fault)
+        try:
+            def reported() -> bool:
+                seen.append(_status(net, tmp_path))
+                return not seen[-1]["replication"]["healthy"]
+            # A silent link is noticed after slave_net_timeout; a closed one at once.
+            wait_for(reported, 2 * NET_TIMEOUT_S + 10, "status to see the replica's link broken")
+            time.sleep(1)
+        finally:
+            net.heal()
+        healed = time.monotonic()
+    said = seen[-1]
+    rep = said["replication"]
+    assert rep["io"] == "connecting" and rep["sql"] == "running" and said["lag"]["caught_up"] is False, rep
+    warning = next((w for w in said["warnings"] if w.startswith("replication (target from source) is not running")),
+                   None)
+    assert warning, said["warnings"]
+    assert f"reconnecting to {REPLICATION_HOST}:{link.port} by itself" in warning, warning
+    if fault != "stall":  # a silent link gives the server nothing to say yet
+        assert rep["last_error"].startswith("(2013) error reconnecting to master"), rep
+        assert f"the target says: {rep['last_error']}" in warning, warning
+    assert "the target cannot reach the source" in warning  # the hint
+    wait_for(lambda: _status(net, tmp_path)["replication"]["healthy"], 30, "replication to reconnect")
+    same_orders(net)
+    assert time.monotonic() - healed < 30
+    with net.sb.target.root() as t:
+        assert load_.result.acked_order_ids and missing_orders(t, load_.result.acked_order_ids) == []
+    assert _status(net, tmp_path)["warnings"] == []
