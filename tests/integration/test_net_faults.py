@@ -430,6 +430,41 @@ def test_a_switch_step_that_loses_a_server_rolls_back_within_its_timeout_with_no
     assert downtime["longest_gap_ms"] >= 0.8 * outside - 100, (downtime, outside)
 
 
+@pytest.mark.parametrize("step", ["forget_old_source"])
+def test_past_the_point_of_no_return_a_lost_target_stops_the_switch_and_a_rerun_finishes_it(net, tmp_path, step):
+    """The application already writes on the target: nothing is undone, the message says so, and once the link
+    heals the same command finishes the switch."""
+    replicating(net, tmp_path)
+    log = tmp_path / "cutover.txt"
+    with Load(net.sb, rate=100) as load_:
+        proc = _spawn(net, "cutover", "--yes", hold=f"cutover:{step}:start", hold_s=1, log=log)
+        try:
+            _until(proc, lambda: _held(net, proc.pid), 60, f"the hold at {step}")
+            net.links["migrate-target"].set("drop")
+            wait_for(lambda: any(e["event"] == "step_failed" for e in _events_of(net, proc.pid)), 30, f"{step} to fail")
+            ran = _finish(proc, log, time.monotonic())
+        finally:
+            net.heal()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert "Traceback" not in ran.out and ran.code == 4, ran.out[-3000:]
+        assert f"step {step} failed after the point of no return" in ran.out and "do not roll back" in ran.out
+        assert phase_of(net.sb).app_on == "target"
+        migrate(net, "cutover", "--yes", tmp=tmp_path)
+        time.sleep(0.3)
+    now = phase_of(net.sb)
+    assert now.phase == "cut_over" and not now.writes_blocked, now
+    app_direct(net)
+    with open_session(app_endpoint(net.sb)) as app:
+        assert app.value("SELECT @@port") == net.sb.ports["target"]
+        app.run("CALL shop.place_order(7, 'SKU-0007', 1, 700, @o)")
+    with net.sb.source.root() as s:
+        assert replication.read_status(s).healthy  # the source follows the target: the way back
+    with net.sb.target.root() as t:
+        assert missing_orders(t, load_.result.acked_order_ids) == []
+
+
 # -- the replication's catch-up ------------------------------------------------------------------------
 
 
@@ -460,8 +495,8 @@ def test_replication_through_a_broken_link_reconnects_and_status_says_what_is_ha
     said = seen[-1]
     rep = said["replication"]
     assert rep["io"] == "connecting" and rep["sql"] == "running" and said["lag"]["caught_up"] is False, rep
-    warning = next((w for w in said["warnings"] if w.startswith("replication (target from source) is not running")),
-                   None)
+    # "replication", or "forward replication" once a rollback made the target follow the source again
+    warning = next((w for w in said["warnings"] if "replication (target from source) is not running" in w), None)
     assert warning, said["warnings"]
     assert f"reconnecting to {REPLICATION_HOST}:{link.port} by itself" in warning, warning
     if fault != "stall":  # a silent link gives the server nothing to say yet
