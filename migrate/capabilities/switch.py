@@ -43,8 +43,7 @@ class Server:
 
     def session(self, **kw) -> Session:
         if self.wait_s is not None:
-            kw = {"connect_timeout": min(10.0, self.wait_s), "read_timeout": self.wait_s, "bound_handshake": True,
-                  **kw}
+            kw = {"read_timeout": self.wait_s, "bound_handshake": True, **kw}
         return connect(self.endpoint(), **kw)
 
     def shared(self) -> Session:
