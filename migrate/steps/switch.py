@@ -32,6 +32,7 @@ FOLLOW_START_TIMEOUT_S = 30.0
 class SwitchStep(Step):
     def __init__(self, sw: Switch):
         self.sw = sw
+        self.rollback_retry_s = sw.timeout_s  # a server that stopped answering for a moment may answer again
 
 
 def _position(p: dict | None) -> BinlogPosition | None:

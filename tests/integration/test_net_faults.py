@@ -320,11 +320,13 @@ class SwitchCase:
     link: str
     fault: str
     point: str = "start"  # where the runner holds the step while the link breaks (see the kill matrix)
-    lasts: str = "until_failed"  # until_failed: healed once the step failed | until_exit: healed after migrate ended
+    # until_failed: healed as the step fails | blip: healed a second later, while the rollback tries again |
+    # until_exit: healed once migrate has ended
+    lasts: str = "until_failed"
 
     def __str__(self) -> str:
         return (f"cutover-{self.step}{'' if self.point == 'start' else '-' + self.point}-{self.link}-{self.fault}"
-                + ("-persists" if self.lasts == "until_exit" else ""))
+                + {"until_failed": "", "blip": "-blip", "until_exit": "-persists"}[self.lasts])
 
 
 SWITCH_CASES = [
@@ -337,6 +339,8 @@ SWITCH_CASES = [
     SwitchCase("final_position", "migrate-target", "stall"),
     SwitchCase("promote", "migrate-target", "stall"),
     SwitchCase("promote", "migrate-target", "reset"),
+    # The source still does not answer when the rollback begins, and answers again a second later.
+    SwitchCase("block_writes", "migrate-source", "drop", point="middle", lasts="blip"),
     # The source stays unreachable after the REVOKE: the rollback cannot give the grants back, says so, and the
     # command it names finishes the undo once the source answers.
     SwitchCase("block_writes", "migrate-source", "drop", point="middle", lasts="until_exit"),
@@ -380,7 +384,9 @@ def test_a_switch_step_that_loses_a_server_rolls_back_within_its_timeout_with_no
             wait_for(lambda: any(e["event"] == "step_failed" for e in _events_of(net, proc.pid)), timeout_s + 15,
                      f"{case.step} to fail")
             failed = time.monotonic()
-            if case.lasts == "until_failed":
+            if case.lasts == "blip":
+                time.sleep(1)
+            if case.lasts != "until_exit":
                 net.heal()
             ran = _finish(proc, log, started)
         finally:
@@ -402,7 +408,9 @@ def test_a_switch_step_that_loses_a_server_rolls_back_within_its_timeout_with_no
     failure = next(e for e in events if e["event"] == "step_failed")
     assert failure["step"] == case.step, failure
     assert failed - faulted < timeout_s + 2, f"{case.step} took {failed - faulted:.1f} s to give up"
-    if case.lasts == "until_failed":
+    if case.lasts == "blip":
+        assert "rollback failed; trying again" in ran.out, ran.out[-3000:]
+    if case.lasts != "until_exit":
         error = ran.out.split("error: ", 1)[-1]
         assert error.startswith(f"cutover: step {case.step} failed: ") and "the source is as it was" in error, error
         assert all(e["event"] != "rollback_failed" for e in events), events
