@@ -7,6 +7,7 @@ CHANGE MASTER never appears in a log line: only `Statement.sql`, with its placeh
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -233,6 +234,13 @@ class Session:
         return self._dialect
 
     def close(self) -> None:
+        """Close the session. A statement still waiting on it in another thread (a step cancelled on a silent
+        link) returns at once: closing alone would leave it blocked until its read timeout. Shutting down the
+        reading side wakes it and still lets the server receive QUIT."""
+        sock = getattr(self.conn, "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
         with contextlib.suppress(Exception):  # closing a dead connection is not worth reporting
             self.conn.close()
 

@@ -13,7 +13,7 @@ from migrate import secrets
 from migrate.adapters import executor as executors
 from migrate.adapters.db import Endpoint, Session, connect
 from migrate.adapters.dialect import Dialect
-from migrate.capabilities.switch import Link, Server
+from migrate.capabilities.switch import STEP_SLACK_S, Link, Server
 from migrate.errors import BadInput
 from migrate.playbook import Playbook, Tls
 from migrate.runner.store import Store
@@ -88,12 +88,14 @@ class Migration:
     def server(self, name: str) -> Server:
         """The source or the target as a role-free `Server` (one shared session each, closed by `close()`)."""
         if name not in self._servers:
+            wait_s = self.pb.cutover.timeout_s + STEP_SLACK_S  # no statement of a switch waits longer than a step
             if name == "source":
                 self._servers[name] = Server("source", self.source_endpoint, self.source_address,
-                                             rds=self.pb.source.kind == "rds")
+                                             rds=self.pb.source.kind == "rds", wait_s=wait_s)
             else:
                 t = self.pb.target
-                self._servers[name] = Server("target", self.target_endpoint, (t.host, t.port), rds=False)
+                self._servers[name] = Server("target", self.target_endpoint, (t.host, t.port), rds=False,
+                                             wait_s=wait_s)
         return self._servers[name]
 
     @property

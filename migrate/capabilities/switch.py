@@ -13,42 +13,67 @@ from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
-from migrate.adapters.db import Endpoint, Session, connect
+from migrate.adapters.db import DatabaseError, Endpoint, Session, connect
 from migrate.capabilities.repoint.base import Repointer
+
+# A switch step that talks to a server may take cutover.timeout_s (its own wait) and this much more.
+STEP_SLACK_S = 10.0
 
 
 class Server:
     """One server in a role: how migrate connects to it, where the application would reach it, and one
-    long-lived session for the time-critical steps (a connect costs milliseconds the application waits for)."""
+    long-lived session for the time-critical steps (a connect costs milliseconds the application waits for).
 
-    def __init__(self, name: str, endpoint: Callable[[], Endpoint], address: tuple[str, int], *, rds: bool):
+    `wait_s`: how long a connect's handshake or a statement may wait for the server (by default the driver's
+    60 s read timeout). A switch bounds it by its step timeout: on a silent link the statement fails, and the
+    step with it, instead of holding the application's blocked writes for a minute."""
+
+    def __init__(self, name: str, endpoint: Callable[[], Endpoint], address: tuple[str, int], *, rds: bool,
+                 wait_s: float | None = None):
         self.name = name  # "source" | "target": the playbook's name, for the phase record and messages
         self._endpoint = endpoint
         self.address = address  # host, port as the application (and the repointer) reach it
         self.rds = rds
+        self.wait_s = wait_s
         self._shared: Session | None = None
+        self._cancelled = False
 
     def endpoint(self) -> Endpoint:
         return self._endpoint()
 
     def session(self, **kw) -> Session:
+        if self.wait_s is not None:
+            kw = {"read_timeout": self.wait_s, "bound_handshake": True, **kw}
         return connect(self.endpoint(), **kw)
 
     def shared(self) -> Session:
-        """The long-lived session, replaced when it died. Closed by `close()`."""
-        if self._shared is not None:
+        """The long-lived session, replaced when it died. Closed by `close()`; none after `cancel()`."""
+        if self._shared is not None and not self._cancelled:
             try:
                 self._shared.conn.ping(reconnect=False)
                 return self._shared
             except Exception:  # noqa: BLE001 - a dead session is replaced
                 self._shared.close()
+        self._refuse_if_cancelled()
         self._shared = self.session()
+        self._refuse_if_cancelled()  # cancelled while it connected
         return self._shared
+
+    def _refuse_if_cancelled(self) -> None:
+        if self._cancelled:
+            self.close()
+            raise DatabaseError(f"{self.name}: the step was cancelled; no new session is opened for it")
 
     def close(self) -> None:
         if self._shared is not None:
             self._shared.close()
             self._shared = None
+
+    def cancel(self) -> None:
+        """Close, and open no shared session again: the thread of a step cancelled at its timeout must fail at
+        its next statement, not reconnect and go on changing the server behind the rollback."""
+        self._cancelled = True
+        self.close()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.address[0]}:{self.address[1]})"
@@ -119,3 +144,8 @@ class Switch:
     def close(self) -> None:
         self.old.close()
         self.new.close()
+
+    def cancel(self) -> None:
+        """What a step cancelled at its timeout calls: its sessions closed, no new one opened for it."""
+        self.old.cancel()
+        self.new.cancel()

@@ -30,9 +30,12 @@ from migrate.runner.progress import Progress
 from migrate.runner.store import Store, command_line, now_iso
 
 CANCEL_GRACE_S = 10.0
+ROLLBACK_RETRY_EVERY_S = 0.5
 # Test instrumentation, inert unless set: "<workflow>:<step>:<start|middle>" makes a run journal `held` at
-# that point (a step's start, or its first checkpoint) and wait there, so a test can SIGKILL it exactly there.
+# that point (a step's start, or its first checkpoint) and wait there, so a test can SIGKILL it exactly there, or
+# (with MIGRATE_TEST_HOLD_S, the seconds to wait) break the network under it and let it go on.
 HOLD_ENV = "MIGRATE_TEST_HOLD"
+HOLD_S_ENV = "MIGRATE_TEST_HOLD_S"
 HOLD_S = 600.0
 
 
@@ -112,6 +115,7 @@ class Step(ABC):
     always_recheck: ClassVar[bool] = False  # linear workflows: done() still decides after later steps began
     persist_start: ClassVar[bool] = True  # False: nothing on a server to undo if it dies in its middle, so its
     # "running" is saved with what comes next (one write less while the application waits)
+    rollback_retry_s: float = 0.0  # a rollback that failed on a server (MigrateError) is tried again this long
 
     @abstractmethod
     def describe(self) -> str:
@@ -291,7 +295,7 @@ class Runner:
     def hold(self, step: str | None, point: str) -> None:
         if os.environ.get(HOLD_ENV) == f"{self.workflow}:{step}:{point}":
             self._journal("held", step=step, point=point, pid=os.getpid())
-            time.sleep(HOLD_S)
+            time.sleep(float(os.environ.get(HOLD_S_ENV) or HOLD_S))
 
     def _later_step_began(self, step: Step) -> bool:
         """A later step that changes something has begun in this attempt (a check or a hook does not count)."""
@@ -436,7 +440,7 @@ class Runner:
             t0 = time.monotonic()
             self._journal("rollback_started", step=step.name)
             try:
-                message = step.rollback(ctx)
+                message = self._undo_step(step, ctx)
             except Exception as exc:  # noqa: BLE001 - keep undoing the rest, report this one
                 complete = False
                 reason = _reason(exc)
@@ -452,6 +456,20 @@ class Runner:
             if message:
                 self.log.info(message, step=step.name, rollback=True)
         return complete
+
+
+    def _undo_step(self, step: Step, ctx: RunContext) -> str | None:
+        """The step's rollback, tried again for `step.rollback_retry_s` while a server does not answer: a network
+        blip must not leave what the step took (the application's write privileges) to a human."""
+        deadline = time.monotonic() + step.rollback_retry_s
+        while True:
+            try:
+                return step.rollback(ctx)
+            except MigrateError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                self.log.warning("rollback failed; trying again", step=step.name, reason=_reason(exc))
+                time.sleep(ROLLBACK_RETRY_EVERY_S)
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from migrate.adapters.db import DatabaseError, Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, events, inspector, phase, replication, write_block
 from migrate.capabilities.inspector import TOOL_SCHEMA
-from migrate.capabilities.switch import Server, Switch
+from migrate.capabilities.switch import STEP_SLACK_S, Server, Switch
 from migrate.errors import MigrateError, Refused, StepFailed
 from migrate.runner import RunContext, Step
 
@@ -32,6 +32,7 @@ FOLLOW_START_TIMEOUT_S = 30.0
 class SwitchStep(Step):
     def __init__(self, sw: Switch):
         self.sw = sw
+        self.rollback_retry_s = sw.timeout_s  # a server that stopped answering for a moment may answer again
 
 
 def _position(p: dict | None) -> BinlogPosition | None:
@@ -82,7 +83,7 @@ class Gates(SwitchStep):
 
     def run(self, ctx: RunContext) -> str:
         sw = self.sw
-        ctx.on_cancel(sw.close)
+        ctx.on_cancel(sw.cancel)
         old, new = sw.old.shared(), sw.new.shared()  # kept open for the steps after
         self._static_checks(old, new)
         ctx.checkpoint("accounts, read_only and the probe's endpoint checked; sampling the replica")
@@ -188,7 +189,7 @@ class BlockWrites(SwitchStep):
 
     def __init__(self, sw: Switch):
         super().__init__(sw)
-        self.timeout_s = sw.timeout_s + 10
+        self.timeout_s = sw.timeout_s + STEP_SLACK_S
 
     def describe(self) -> str:
         users = ", ".join(self.sw.app_users) or "(none)"
@@ -205,7 +206,7 @@ class BlockWrites(SwitchStep):
 
     def run(self, ctx: RunContext) -> str:
         sw = self.sw
-        ctx.on_cancel(sw.close)
+        ctx.on_cancel(sw.cancel)
         s = sw.old.shared()
         held = write_block.revocable(s, inspector.accounts_of(s, sw.app_users))
         # Saved before the first REVOKE, so a crash in the middle can still be undone; added to what an earlier
@@ -245,7 +246,7 @@ class FinalPosition(SwitchStep):
 
     def __init__(self, sw: Switch):
         super().__init__(sw)
-        self.timeout_s = sw.timeout_s + 10
+        self.timeout_s = sw.timeout_s + STEP_SLACK_S
 
     def describe(self) -> str:
         return (f"read {self.sw.old.name}'s final binary-log position and wait, at most {self.sw.timeout_s:g} s, "
@@ -263,7 +264,7 @@ class FinalPosition(SwitchStep):
 
     def run(self, ctx: RunContext) -> str:
         sw = self.sw
-        ctx.on_cancel(sw.close)
+        ctx.on_cancel(sw.cancel)
         final = inspector.binlog_position(sw.old.shared())
         ctx.facts["final"] = _as_dict(final)  # saved with the step: a crash before that just takes it again
         ctx.checkpoint(f"final position {final.file}:{final.pos} taken; waiting for {sw.new.name}")
@@ -294,7 +295,10 @@ class FinalPosition(SwitchStep):
 
 class Promote(SwitchStep):
     name = "promote"
-    timeout_s = 60.0
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.timeout_s = sw.timeout_s + STEP_SLACK_S  # writes are blocked: bounded like the block itself
 
     def describe(self) -> str:
         n = self.sw.new.name
@@ -313,7 +317,7 @@ class Promote(SwitchStep):
 
     def run(self, ctx: RunContext) -> str:
         sw, facts = self.sw, ctx.facts
-        ctx.on_cancel(sw.close)
+        ctx.on_cancel(sw.cancel)
         new = sw.new.shared()
         status = replication.read_status(new)
         if status.configured:

@@ -38,14 +38,26 @@ def read(m: Migration) -> dict[str, Any]:
             out["replication"] = {"replica": replica, "from": primary, **_status_dict(status)}
             out["lag"] = replication.measure_lag(p, status).as_dict() if status.configured else None
             out[f"{replica}_read_only"] = None if m.server(replica).rds else bool(r.variable("read_only"))
-        if now.phase in ("cut_over", "rolled_back") and not status.healthy:
+        if status.configured and not status.healthy:
+            out["warnings"].append(not_replicating(now, replica, primary, status))
+        elif now.phase in ("cut_over", "rolled_back") and not status.healthy:
             direction = "reverse" if now.phase == "cut_over" else "forward"
-            out["warnings"].append(f"{direction} replication ({replica} from {primary}) is not running: there is "
-                                   "no way back without it" if direction == "reverse" else
-                                   f"{direction} replication ({replica} from {primary}) is not running")
+            out["warnings"].append(f"{direction} replication ({replica} from {primary}) is not configured"
+                                   + (": there is no way back without it" if direction == "reverse" else ""))
     except MigrateError as exc:
         out["error"] = str(exc)
     return out
+
+
+def not_replicating(now: phase.Phase, replica: str, primary: str, st) -> str:
+    """What a replica that does not replicate is doing, in the server's own words, and what it means."""
+    which = {"cut_over": "reverse replication", "rolled_back": "forward replication"}.get(now.phase, "replication")
+    doing = (f"reconnecting to {st.source_host}:{st.source_port} by itself" if st.io_state == "connecting" else
+             f"IO thread {st.io_state}")
+    said = f"; the {replica} says: {st.last_error}" if st.last_error else "; the server reports no error yet"
+    back = ": there is no way back without it" if now.phase == "cut_over" else ""
+    return (f"{which} ({replica} from {primary}) is not running{back}: {doing}, SQL thread "
+            f"{'running' if st.sql_running else 'stopped'}{said}; {replication.hint_for(st)}")
 
 
 def next_command(p: phase.Phase, path: str, *, alive: bool) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from migrate import log
+from migrate.adapters.db import DatabaseError
 from migrate.errors import ExitCode, LockHeld, RolledBack, StepFailed
 from migrate.runner import RunContext, Runner, Step, Store
 
@@ -145,6 +146,35 @@ def test_a_rollback_that_cannot_undo_a_step_says_so_and_needs_a_human(world, sto
         Runner(store, "cutover", steps, rollback_on_failure=True).run()
     assert exc.value.exit_code == ExitCode.NEEDS_HUMAN and "rollback did not complete" in str(exc.value)
     assert ("rollback_failed", "a") in events(store)
+
+
+class FlakyUndo(FileStep):
+    """A step whose server does not answer its rollback the first `misses` times."""
+
+    def __init__(self, *args, misses: int, **kw):
+        super().__init__(*args, **kw)
+        self.misses = misses
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        if self.misses:
+            self.misses -= 1
+            self.calls.append(f"undo {self.name} missed")
+            raise DatabaseError("source: connect failed: (2013) Lost connection", code=2013)
+        return super().rollback(ctx)
+
+
+@pytest.mark.parametrize("retry_s, undone", [(5.0, True), (0.0, False)])
+def test_a_rollback_whose_server_does_not_answer_is_tried_again_within_its_bound(world, store, retry_s, undone):
+    calls: list[str] = []
+    flaky = FlakyUndo("a", world, calls, misses=2)
+    flaky.rollback_retry_s = retry_s
+    steps = [flaky, FileStep("b", world, calls, fail=True)]
+    with pytest.raises(RolledBack if undone else StepFailed):
+        Runner(store, "cutover", steps, rollback_on_failure=True).run()
+    assert (("rollback_done", "a") in events(store)) == undone
+    assert (("rollback_failed", "a") in events(store)) == (not undone)
+    assert calls.count("undo a missed") == (2 if undone else 1)
+    assert not (world / "a").exists() if undone else (world / "a").exists()
 
 
 def test_after_the_point_of_no_return_a_failure_is_not_rolled_back(world, store):
