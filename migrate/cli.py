@@ -205,8 +205,8 @@ def _start(m, args: argparse.Namespace, out: Output) -> int:
 
     result = start.run(m, allow_nonempty_target=args.allow_nonempty_target)
     out.emit(result.as_dict(), lambda r: _render_run(out, r, title=f"start: {m.pb.name}"))
-    out.console.print("next: migrate status -p PLAYBOOK --watch, then migrate cutover -p PLAYBOOK") \
-        if not out.as_json else None
+    if not out.as_json:
+        out.console.print(f"next: migrate status -p {m.path} --watch, then migrate cutover -p {m.path}", markup=False)
     return ExitCode.OK
 
 
