@@ -21,11 +21,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from migrate import log
 from migrate.adapters.db import DatabaseError, Endpoint, Session, connect, quote_account
+from migrate.runner.store import iso_of
 
 PROBE_SCHEMA = "_migrate"
 PROBE_TABLE = "probe"
@@ -56,10 +56,6 @@ def grant_probe(session: Session, account_user: str, account_host: str = "%") ->
     session.run(f"GRANT INSERT, SELECT ON {PROBE_SCHEMA}.* TO {quote_account(account_user, account_host)}")
 
 
-def _iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class ProbeResult:
     """What the probe saw. `lost` is None until `Probe.verify` has looked at the new primary."""
@@ -83,10 +79,13 @@ class ProbeResult:
     acknowledged_seqs: list[int] = field(default_factory=list, repr=False)
     lost: list[int] | None = None
     lost_count: int | None = None
+    ack_walls: list[float] = field(default_factory=list, repr=False)  # when each write was acknowledged (epoch s)
+    failure_walls: list[float] = field(default_factory=list, repr=False)  # when each attempt failed
 
     def as_dict(self) -> dict[str, Any]:
         """Counts and the first/last acknowledged seq, not the full list; at most 100 lost seqs."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "acknowledged_seqs"}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("acknowledged_seqs", "ack_walls", "failure_walls")}
         seqs = self.acknowledged_seqs
         data["acknowledged_first_seq"] = seqs[0] if seqs else None
         data["acknowledged_last_seq"] = seqs[-1] if seqs else None
@@ -121,6 +120,8 @@ class Probe:
         self._start_mono = self._start_wall = 0.0
         self._attempts = self._failed = 0
         self._acked: list[int] = []
+        self._ack_walls: list[float] = []  # for the report's timeline
+        self._failure_walls: list[float] = []
         self._recent_acks: deque[float] = deque(maxlen=RECENT_ACKS)  # monotonic times, for the gate
         self._first_ack_wall: float | None = None
         self._last_ack_mono = self._last_ack_wall = 0.0
@@ -251,6 +252,7 @@ class Probe:
     def _ack(self, seq: int, mono: float, wall: float) -> None:
         with self._cond:
             self._acked.append(seq)
+            self._ack_walls.append(wall)
             self._recent_acks.append(mono)
             if self._first_ack_wall is None:  # start-up, not downtime
                 self._first_ack_wall = wall
@@ -272,6 +274,7 @@ class Probe:
         now = time.time()
         with self._cond:
             self._failed += 1
+            self._failure_walls.append(now)
             self._ok_since = None
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
@@ -279,9 +282,9 @@ class Probe:
             if key not in self._errors and len(self._errors) >= ERROR_SAMPLES:
                 key = ("other", None, "further distinct errors")
             sample = self._errors.setdefault(key, {"during": key[0], "code": key[1], "message": key[2],
-                                                   "count": 0, "first_at": _iso(now)})
+                                                   "count": 0, "first_at": iso_of(now)})
             sample["count"] += 1
-            sample["last_at"] = _iso(now)
+            sample["last_at"] = iso_of(now)
             self._cond.notify_all()
         if time.monotonic() - self._last_failure_log >= FAILURE_LOG_EVERY_S:
             self._last_failure_log = time.monotonic()
@@ -302,14 +305,15 @@ class Probe:
             self._note_gap(end_mono - self._last_ack_mono, self._last_ack_wall, end_wall)
             ms, gap_from, gap_to = self._max_gap or (0.0, self._start_wall, end_wall)
             return ProbeResult(
-                run_id=self.run_id, rate=self.rate, started_at=_iso(self._start_wall), ended_at=_iso(end_wall),
+                run_id=self.run_id, rate=self.rate, started_at=iso_of(self._start_wall), ended_at=iso_of(end_wall),
                 duration_s=round(end_mono - self._start_mono, 3), attempts=self._attempts,
                 acknowledged=len(self._acked), failed=self._failed, max_gap_ms=round(ms, 1),
-                max_gap_started_at=_iso(gap_from), max_gap_ended_at=_iso(gap_to),
-                gaps_over_100ms=[{"ms": round(g, 1), "from": _iso(f), "to": _iso(t)} for g, f, t in self._gaps],
+                max_gap_started_at=iso_of(gap_from), max_gap_ended_at=iso_of(gap_to),
+                gaps_over_100ms=[{"ms": round(g, 1), "from": iso_of(f), "to": iso_of(t)} for g, f, t in self._gaps],
                 errors=sorted(self._errors.values(), key=lambda e: -e["count"]),
                 ended_acknowledging=ended_acknowledging,
-                first_ack_at=_iso(self._first_ack_wall) if self._first_ack_wall else None,
+                first_ack_at=iso_of(self._first_ack_wall) if self._first_ack_wall else None,
                 first_ack_after_ms=round((self._first_ack_wall - self._start_wall) * 1000, 1)
                 if self._first_ack_wall else None,
-                acknowledged_seqs=list(self._acked))
+                acknowledged_seqs=list(self._acked), ack_walls=list(self._ack_walls),
+                failure_walls=list(self._failure_walls))

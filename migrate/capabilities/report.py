@@ -12,26 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from migrate import log
+from migrate.capabilities import timeline
 from migrate.errors import BadInput
-from migrate.runner.store import ensure_private_dir, now_iso, write_atomic
+from migrate.runner.store import ensure_private_dir, iso_of, now_iso, write_atomic
 
 JSON_NAME = "report.json"
 MD_NAME = "report.md"
+PNG_NAME = "timeline.png"
 
 
 def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: dict[str, Any] | None,
                  facts: dict[str, Any], resumed_block: dict[str, Any] | None = None,
-                 latest: bool = True) -> tuple[Path, Path]:
+                 latest: bool = True, probe_times: tuple[list[float], list[float]] = ([], [])) -> tuple[Path, Path]:
     """Write the run's own report.json and report.md (0600, atomically) under `run_dir/runs/`, and, when
     `latest`, the same as `run_dir`'s report (what `migrate report` shows); return the paths written last.
 
     `run` is `RunResult.as_dict()`, `probe` is `ProbeResult.as_dict()` (None when no probe ran);
-    `resumed_block`: the write block an earlier run of the same attempt took (see `resumed_gap`)."""
+    `resumed_block`: the write block an earlier run of the same attempt took (see `resumed_gap`);
+    `probe_times`: when the probe's writes were acknowledged and when its attempts failed (epoch s), for the
+    timeline PNG drawn beside each report (timeline.py)."""
     run_dir = ensure_private_dir(Path(run_dir))
     own = ensure_private_dir(run_dir / "runs" / f"{workflow}-{run.get('run_id')}")
     paths = [(own / JSON_NAME, own / MD_NAME)] + ([(run_dir / JSON_NAME, run_dir / MD_NAME)] if latest else [])
     for json_path, md_path in paths:
         report = _report(workflow, run, probe, facts, resumed_block, json_path, md_path)
+        if timeline.draw(json_path.parent / PNG_NAME, report, *probe_times):
+            report["files"]["timeline"] = str(json_path.parent / PNG_NAME)
         write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
         write_atomic(md_path, render_markdown(report))
     return paths[-1]
@@ -62,6 +68,8 @@ def load_report(run_dir: Path) -> dict[str, Any]:
                        hint="`migrate cutover -p PLAYBOOK` (or `migrate rehearse`) writes one at its end; "
                             "`migrate demo` makes one on the sandbox") from None
     report["files"] = {"json": str(path), "markdown": str(Path(run_dir) / MD_NAME)}  # wherever it is now
+    if (Path(run_dir) / PNG_NAME).exists():
+        report["files"]["timeline"] = str(Path(run_dir) / PNG_NAME)
     return report
 
 
@@ -77,16 +85,10 @@ def resumed_gap(blocked_at: float | None, repointed_at: float | None, run_starte
     elif first_ack_at is not None:
         end, how = first_ack_at, "until this run's probe wrote again"
     else:
-        return {"ms": None, "from": _wall_iso(blocked_at), "to": None,
+        return {"ms": None, "from": iso_of(blocked_at), "to": None,
                 "how": "writes blocked by an earlier run and not acknowledged since"}
-    return {"ms": round((end - blocked_at) * 1000, 1), "from": _wall_iso(blocked_at), "to": _wall_iso(end),
+    return {"ms": round((end - blocked_at) * 1000, 1), "from": iso_of(blocked_at), "to": iso_of(end),
             "how": f"blocked by an earlier run of this attempt, {how}"}
-
-
-def _wall_iso(wall: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def write_downtime(probe: dict[str, Any] | None, resumed: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -134,15 +136,20 @@ def summary(report: dict[str, Any]) -> str:
             text += f"{_num(lost)} of {_num(wd['acknowledged'])} acknowledged writes {'LOST' if lost else 'lost'}"
         if not wd["ended_acknowledging"]:
             text += "\nwrites were still failing when the probe stopped"
-    path = report.get("files", {}).get("markdown")
-    return f"{text}; report: {path}" if path else text
+    files = report.get("files", {})
+    where = "".join(f"; {what}: {files[key]}" for what, key in (("report", "markdown"), ("timeline", "timeline"))
+                    if files.get(key))
+    return text + where
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# migrate {report['workflow']}: {report['status']}", "",
              f"Run `{report['run_id']}`, {_seconds(report.get('duration_s'))}; report generated "
-             f"{report['generated_at']}.", "", "## Steps", "",
-             "| step | status | seconds | what it did |", "|---|---|---:|---|"]
+             f"{report['generated_at']}.", ""]
+    if report.get("files", {}).get("timeline"):
+        lines += [f"![timeline: the steps on one time axis, the probe's writes, the longest write gap shaded]"
+                  f"({PNG_NAME})", ""]
+    lines += ["## Steps", "", "| step | status | seconds | what it did |", "|---|---|---:|---|"]
     for step in report["steps"]:
         lines.append(f"| {_cell(step.get('name'))} | {_cell(step.get('status'))} | "
                      f"{_cell(_num(step.get('duration_s'), 2))} | {_cell(step.get('message'))} |")

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from migrate import log
 from migrate.errors import MigrateError, Refused, RolledBack, StepFailed
 from migrate.runner.progress import Progress
-from migrate.runner.store import Store, command_line, now_iso
+from migrate.runner.store import Store, command_line, iso_of, now_iso
 
 CANCEL_GRACE_S = 10.0
 ROLLBACK_RETRY_EVERY_S = 0.5
@@ -147,6 +147,7 @@ class StepOutcome:
     duration_s: float = 0.0
     message: str = ""
     error: BaseException | None = field(default=None, repr=False, compare=False)
+    started_wall: float | None = None  # when it began (epoch s), for the report's timeline
 
 
 @dataclass
@@ -162,7 +163,8 @@ class RunResult:
         return {"workflow": self.workflow, "run_id": self.run_id, "attempt": self.attempt, "status": self.status,
                 "duration_s": round(self.duration_s, 3),
                 "steps": [{"name": s.name, "status": s.status, "duration_s": round(s.duration_s, 3),
-                           "message": s.message} for s in self.steps]}
+                           "message": s.message, **({"started_at": iso_of(s.started_wall)} if s.started_wall else {})}
+                          for s in self.steps]}
 
 
 class Runner:
@@ -329,7 +331,7 @@ class Runner:
         self._journal("step_started", durable=False, step=step.name, attempt=attempts, timeout_s=step.timeout_s)
         self.log.info("step started", step=step.name, what=step.describe())
         self.hold(step.name, "start")
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         try:
             message = self._call_with_timeout(step, ctx)
         except BaseException as exc:  # noqa: BLE001 - any failure, Ctrl-C included, ends the step as failed
@@ -341,7 +343,7 @@ class Runner:
             self.log.error("step failed", step=step.name, error=reason)
             if not isinstance(exc, MigrateError | KeyboardInterrupt):  # a bug: keep where it happened
                 self.log.debug("unexpected error", step=step.name, exc_info=exc)
-            return StepOutcome(step.name, "failed", duration, reason, error=exc)
+            return StepOutcome(step.name, "failed", duration, reason, error=exc, started_wall=wall0)
         duration = time.monotonic() - t0
         # Persisted with the next step's start (or the run's end): a crash in between leaves it "running", and
         # the resumed run asks the servers (done()) before believing it. One fsync less per step, which the
@@ -350,7 +352,7 @@ class Runner:
                        duration_s=round(duration, 3), message=message)
         self._journal("step_done", durable=False, step=step.name, duration_s=round(duration, 3), message=message)
         self.log.info(message, step=step.name, duration_s=round(duration, 3))
-        return StepOutcome(step.name, "done", duration, message)
+        return StepOutcome(step.name, "done", duration, message, started_wall=wall0)
 
     def _call_with_timeout(self, step: Step, ctx: RunContext) -> str:
         """Run the step in a worker thread; past its timeout, cancel it (close its connections, stop its

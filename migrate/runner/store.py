@@ -21,7 +21,17 @@ from migrate.errors import LockHeld
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_of(datetime.now(UTC).timestamp())
+
+
+def iso_of(wall: float) -> str:
+    """An epoch time as the state, journal and reports write it: UTC, milliseconds, Z."""
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def wall_of(iso: str | None) -> float | None:
+    """iso_of's inverse (None stays None)."""
+    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 def ensure_private_dir(path: Path) -> Path:

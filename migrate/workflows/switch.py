@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
 from typing import Any
 
 from migrate import log, secrets
@@ -25,7 +24,7 @@ from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.switch import AppEndpoint, Switch
 from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
 from migrate.runner import Runner, RunResult
-from migrate.runner.store import command_line
+from migrate.runner.store import command_line, wall_of
 from migrate.steps import switch as switch_steps
 
 OPPOSITE = {"cutover": "rollback", "rollback": "cutover"}
@@ -144,10 +143,12 @@ def _switch(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
     changed = result is not None or record.get("status") != "refused"
     run_dict = result.as_dict() if result else _failed_run(record, runner)
     resumed = report.resumed_gap(facts.get("blocked_at"), facts.get("repointed_at"), started_wall,
-                                 _wall(probe_result.first_ack_at) if probe_result else None)
+                                 wall_of(probe_result.first_ack_at) if probe_result else None)
     json_path, _ = report.write_report(m.pb.run_dir, workflow=workflow, run=run_dict,
                                        probe=probe_result.as_dict() if probe_result else None,
-                                       facts=_facts(m, sw, facts, where), resumed_block=resumed, latest=changed)
+                                       facts=_facts(m, sw, facts, where), resumed_block=resumed, latest=changed,
+                                       probe_times=(probe_result.ack_walls, probe_result.failure_walls)
+                                       if probe_result else ([], []))
     data = report.load_report(json_path.parent)
     summary = report.summary(data)
     if error is not None:
@@ -207,10 +208,6 @@ def _refuse_undo_after_repoint(m: Migration, sw: Switch) -> None:
         why = "points the application at" if points else "may already point the application at"
         raise Refused(f"the {sw.workflow} that stopped in its middle {why} {sw.new}: writes may have landed "
                       "there, and undoing it would lose them", hint=f"finish it: `migrate {sw.workflow} -p {m.path}`")
-
-
-def _wall(iso: str | None) -> float | None:
-    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 def _failed_run(record: dict[str, Any], runner: Runner) -> dict[str, Any]:

@@ -161,3 +161,7 @@ def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
     report_md = migrating.dir / "state" / "sandbox" / "report.md"
     assert "write downtime" in report_md.read_text().lower()
     assert stat.S_IMODE(report_md.stat().st_mode) == 0o600
+    png = Path(report["files"]["timeline"])  # the timeline beside the run's own report and the latest
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert "![timeline" in report_md.read_text() and (report_md.parent / "timeline.png").exists()
+    assert list((report_md.parent / "runs").glob(f"cutover-{report['run_id']}/timeline.png"))  # the run's own
