@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("cutover", "rollback"):
             p.add_argument("--dry-run", action="store_true", help="print the ordered steps; change nothing")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if name == "report":
+            p.add_argument("--run", help="a run id (or its directory under runs/): that run's report, not the latest")
         if name in ("plan", "start"):
             p.add_argument("--allow-nonempty-target", action="store_true",
                            help="the target may hold databases of its own (the seed replaces the ones it copies)")
@@ -255,8 +257,20 @@ def _switch(m, args: argparse.Namespace, out: Output) -> int:
 def _report(m, args: argparse.Namespace, out: Output) -> int:
     from migrate.capabilities import report
 
-    data = report.load_report(m.pb.run_dir)
-    out.emit(data, lambda r: out.console.print((m.pb.run_dir / "report.md").read_text(), markup=False))
+    data = report.load_report(m.pb.run_dir, args.run)
+    data["runs"] = report.list_runs(m.pb.run_dir)
+
+    def show(r: dict[str, Any]) -> None:
+        out.console.print(Path(r["files"]["markdown"]).read_text(), markup=False)
+        out.console.print("runs (`--run ID` shows one):", markup=False)
+        for run in r["runs"]:
+            ms = run["write_downtime_ms"]
+            out.console.print(f"  {run['run']}  {run['status']}  {run['generated_at']}"
+                              + (f"  write downtime {ms:.0f} ms" if ms is not None else ""), markup=False)
+        if r["files"].get("timeline"):
+            out.console.print(f"timeline: {r['files']['timeline']}", markup=False)
+
+    out.emit(data, show)
     return ExitCode.OK
 
 

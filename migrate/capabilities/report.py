@@ -7,6 +7,7 @@ the new primary. Without a probe the report says the downtime was not measured, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -59,18 +60,42 @@ def _report(workflow: str, run: dict[str, Any], probe: dict[str, Any] | None, fa
     }
 
 
-def load_report(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / JSON_NAME
+def load_report(run_dir: Path, run: str | None = None) -> dict[str, Any]:
+    """The latest report under `run_dir`, or the one of `run` (a run id, or its directory's name under runs/)."""
+    where = Path(run_dir) if run is None else _run_dir(Path(run_dir), run)
+    path = where / JSON_NAME
     try:
         report = json.loads(path.read_text())
     except FileNotFoundError:
         raise BadInput(f"no report yet in {run_dir}",
                        hint="`migrate cutover -p PLAYBOOK` (or `migrate rehearse`) writes one at its end; "
                             "`migrate demo` makes one on the sandbox") from None
-    report["files"] = {"json": str(path), "markdown": str(Path(run_dir) / MD_NAME)}  # wherever it is now
-    if (Path(run_dir) / PNG_NAME).exists():
-        report["files"]["timeline"] = str(Path(run_dir) / PNG_NAME)
+    report["files"] = {"json": str(path), "markdown": str(where / MD_NAME)}  # wherever it is now
+    if (where / PNG_NAME).exists():
+        report["files"]["timeline"] = str(where / PNG_NAME)
     return report
+
+
+def list_runs(run_dir: Path) -> list[dict[str, Any]]:
+    """Every run's report kept under runs/, oldest first: which run, its outcome and write downtime."""
+    found = []
+    for path in Path(run_dir).glob(f"runs/*/{JSON_NAME}"):
+        with contextlib.suppress(OSError, ValueError):
+            r = json.loads(path.read_text())
+            found.append(((r.get("generated_at") or "", path.stat().st_mtime_ns), {
+                "run": path.parent.name, "workflow": r.get("workflow"), "run_id": r.get("run_id"),
+                "status": r.get("status"), "generated_at": r.get("generated_at"),
+                "write_downtime_ms": (r.get("write_downtime") or {}).get("longest_gap_ms")}))
+    return [run for _, run in sorted(found, key=lambda x: x[0])]
+
+
+def _run_dir(run_dir: Path, run: str) -> Path:
+    runs = list_runs(run_dir)
+    match = [r for r in runs if run in (r["run"], r["run_id"])]
+    if not match:
+        raise BadInput(f"no run {run!r} in {run_dir}/runs", hint="one of: " + (", ".join(r["run"] for r in runs)
+                                                                          or "none yet"))
+    return run_dir / "runs" / match[-1]["run"]
 
 
 def resumed_gap(blocked_at: float | None, repointed_at: float | None, run_started_at: float,

@@ -141,3 +141,20 @@ def test_asking_for_a_report_before_any_run_made_one_is_bad_input(tmp_path):
     with pytest.raises(BadInput) as exc:
         load_report(tmp_path)
     assert "no report yet" in str(exc.value) and "migrate cutover" in str(exc.value)
+
+
+def test_every_run_keeps_its_report_and_any_one_can_be_shown(tmp_path):
+    from migrate.capabilities.report import list_runs
+
+    run_dir = tmp_path / "run"
+    write_report(run_dir, workflow="start", run={**RUN, "run_id": "s1"}, probe=None, facts={})
+    write_report(run_dir, workflow="cutover", run={**RUN, "run_id": "c1"}, probe=probe(), facts=FACTS)
+    runs = list_runs(run_dir)
+    assert [r["run"] for r in runs] == ["start-s1", "cutover-c1"]
+    assert runs[1]["write_downtime_ms"] is not None and runs[0]["write_downtime_ms"] is None
+    assert load_report(run_dir)["run_id"] == "c1"  # the latest
+    chosen = load_report(run_dir, "s1")
+    assert chosen["workflow"] == "start" and chosen["files"]["json"].endswith("runs/start-s1/report.json")
+    with pytest.raises(BadInput, match="no run 'nope'") as exc:
+        load_report(run_dir, "nope")
+    assert "start-s1, cutover-c1" in exc.value.hint
