@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from migrate.adapters.db import Session, quote_ident
+from migrate.capabilities import replication
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.sandbox import Sandbox
 
@@ -117,6 +118,19 @@ def sandbox(tmp_path_factory) -> Iterator[Sandbox]:
             sandbox_mod.down(directory)
 
 
+@pytest.fixture(autouse=True)
+def _sandbox_replica_still_follows(request) -> Iterator[None]:
+    """The session's sandbox is shared: a test that broke its replica server (which replays every binlogged
+    change of the source, as an RDS read replica does) fails itself rather than a later test."""
+    yield
+    if BACKEND != "sandbox" or "sandbox" not in request.fixturenames:
+        return
+    sb = request.getfixturevalue("sandbox")
+    with sb.replica.root() as r:
+        status = replication.read_status(r)
+    assert status.configured and status.healthy, f"the shared sandbox's replica server stopped: {status}"
+
+
 @pytest.fixture
 def source_root(sandbox) -> Iterator[Session]:
     with sandbox.source.root() as s:
@@ -134,6 +148,14 @@ def master(sandbox) -> Iterator[Session]:
     """The source's RDS-like master user."""
     with sandbox.master() as s:
         yield s
+
+
+@pytest.fixture
+def rds_retention(master) -> Iterator[None]:
+    """For a test that changes the source's RDS 'binlog retention hours': put back as it was afterwards."""
+    rows = {r["name"]: r["value"] for r in master.run("CALL mysql.rds_show_configuration")}
+    yield
+    master.run("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (rows["binlog retention hours"],))
 
 
 @pytest.fixture
