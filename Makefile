@@ -7,7 +7,7 @@ DEBIAN_PACKAGES := mariadb-server mariadb-backup mydumper openssh-server haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: demo test deps venv lint sandbox-down clean
+.PHONY: demo test test-order deps venv lint sandbox-down clean
 
 demo: deps venv ## a fresh sandbox, start, catch up, cutover under a live probe, the measured report
 	$(VENV)/bin/migrate --log-level warning demo --dir $(SANDBOX)
@@ -15,6 +15,10 @@ demo: deps venv ## a fresh sandbox, start, catch up, cutover under a live probe,
 test: deps venv ## the whole suite, on real servers the tests start themselves
 	$(VENV)/bin/ruff check migrate tests bench
 	$(VENV)/bin/pytest -n 2 --dist loadfile
+
+test-order: deps venv ## the suite serially in reverse order, then on 2 workers shuffled (SEED=n replays a shuffle)
+	MIGRATE_TEST_ORDER=reverse $(VENV)/bin/pytest -n 0
+	MIGRATE_TEST_ORDER=shuffle$(if $(SEED),:$(SEED)) $(VENV)/bin/pytest -n 2 --dist load
 
 deps: ## Debian packages, installed only when missing (apt-get update first)
 	@missing=""; \

@@ -4,6 +4,7 @@ the same code as `migrate sandbox up`, and stop when the session ends, whatever 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import tempfile
 import uuid
@@ -14,13 +15,62 @@ from pathlib import Path
 import pytest
 
 from migrate.adapters.db import Session, quote_ident
+from migrate.capabilities import replication
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.sandbox import Sandbox
 
 BACKEND = os.environ.get("MIGRATE_TEST_BACKEND", "sandbox")
 
 
+# MIGRATE_TEST_ORDER=reverse | shuffle | shuffle:SEED runs the suite in another order, to show that no test
+# depends on another's leftovers (`make test-order`). Each module's tests stay together (its module-scoped
+# sandbox starts once) but the modules and the tests within each are reordered. A shuffle without a seed
+# picks one, exported so that xdist's workers collect the same order; the header names it to replay.
+ORDER_VAR = "MIGRATE_TEST_ORDER"
+
+
+def _order() -> tuple[str, int | None]:
+    value = os.environ.get(ORDER_VAR, "").strip()
+    kind, _, seed = value.partition(":")
+    if kind not in ("", "reverse", "shuffle") or (seed and (kind != "shuffle" or not seed.isdigit())):
+        raise pytest.UsageError(f"{ORDER_VAR}={value!r}: expected reverse, shuffle or shuffle:SEED")
+    return kind, int(seed) if seed else None
+
+
+def pytest_configure(config):
+    kind, seed = _order()
+    if kind == "shuffle" and seed is None:  # the controller picks it; workers inherit the environment
+        os.environ[ORDER_VAR] = f"shuffle:{random.SystemRandom().randrange(10**6)}"
+
+
+def pytest_report_header(config):
+    kind, seed = _order()
+    if kind:
+        return f"test order: {kind}{f':{seed}' if seed is not None else ''} ({ORDER_VAR})"
+    return None
+
+
+def _reorder(items: list, kind: str, seed: int | None) -> None:
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    groups = list(modules.values())
+    if kind == "reverse":
+        groups.reverse()
+        for group in groups:
+            group.reverse()
+    else:
+        rng = random.Random(seed)
+        rng.shuffle(groups)
+        for group in groups:
+            rng.shuffle(group)
+    items[:] = [item for group in groups for item in group]
+
+
 def pytest_collection_modifyitems(config, items):
+    kind, seed = _order()
+    if kind:
+        _reorder(items, kind, seed)
     if BACKEND == "docker":
         skip = pytest.mark.skip(reason="needs the MariaDB sandbox (RDS emulation, sshd, HAProxy); "
                                        "MIGRATE_TEST_BACKEND=docker runs the server-pair tests only")
@@ -68,6 +118,19 @@ def sandbox(tmp_path_factory) -> Iterator[Sandbox]:
             sandbox_mod.down(directory)
 
 
+@pytest.fixture(autouse=True)
+def _sandbox_replica_still_follows(request) -> Iterator[None]:
+    """The session's sandbox is shared: a test that broke its replica server (which replays every binlogged
+    change of the source, as an RDS read replica does) fails itself rather than a later test."""
+    yield
+    if BACKEND != "sandbox" or "sandbox" not in request.fixturenames:
+        return
+    sb = request.getfixturevalue("sandbox")
+    with sb.replica.root() as r:
+        status = replication.read_status(r)
+    assert status.configured and status.healthy, f"the shared sandbox's replica server stopped: {status}"
+
+
 @pytest.fixture
 def source_root(sandbox) -> Iterator[Session]:
     with sandbox.source.root() as s:
@@ -85,6 +148,14 @@ def master(sandbox) -> Iterator[Session]:
     """The source's RDS-like master user."""
     with sandbox.master() as s:
         yield s
+
+
+@pytest.fixture
+def rds_retention(master) -> Iterator[None]:
+    """For a test that changes the source's RDS 'binlog retention hours': put back as it was afterwards."""
+    rows = {r["name"]: r["value"] for r in master.run("CALL mysql.rds_show_configuration")}
+    yield
+    master.run("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (rows["binlog retention hours"],))
 
 
 @pytest.fixture

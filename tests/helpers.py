@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from migrate.adapters.db import Endpoint, Session, connect
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def run_migrate(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -71,3 +76,26 @@ def write_playbook(source: Path, dest: Path, /, **changes) -> Path:
     merge(data, changes)
     dest.write_text(yaml.safe_dump(data, sort_keys=False))
     return dest
+
+
+class Reusable(Generic[T]):
+    """Something costly a module's tests share (a sandbox of its own), made by `make` when a test first asks
+    for it. A test that breaks it calls `used_up()` afterwards and the next test to ask gets a new one, so
+    the module's tests pass in any order while the usual order makes it once."""
+
+    def __init__(self, make: Callable[[], AbstractContextManager[T]]) -> None:
+        self._make = make
+        self._stack: contextlib.ExitStack | None = None
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._stack is None:
+            with contextlib.ExitStack() as stack:
+                self._value = stack.enter_context(self._make())
+                self._stack = stack.pop_all()
+        return self._value  # type: ignore[return-value]
+
+    def used_up(self) -> None:
+        stack, self._stack, self._value = self._stack, None, None
+        if stack is not None:
+            stack.close()

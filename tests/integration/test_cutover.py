@@ -2,7 +2,8 @@
 HAProxy. Refusals change nothing; failures before the point of no return roll back and exit 3 (and the
 next cutover on the same sandbox then succeeds, which shows the rollback really restored everything).
 
-These tests share one sandbox of their own, in order: the last one migrates it.
+These tests share one sandbox of their own. The successful cutover, last in file order, migrates it after the
+refused and rolled-back ones; in any other order the tests after it get a sandbox of their own again.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +20,37 @@ from migrate.adapters.db import DatabaseError
 from migrate.capabilities import replication
 from migrate.sandbox import sample_data
 from migrate.sandbox.workload import AppWorkload
-from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
+from tests.helpers import Reusable, endpoint_as, fingerprint, open_session, run_migrate, write_playbook
 from tests.switching import app_endpoint, missing_orders, started_sandbox
 
 SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}
 
 
 @pytest.fixture(scope="module")
-def migrating(tmp_path_factory):
-    """A sandbox of this module's own, with `migrate start` done: the target replicates from the source."""
+def shared() -> Iterator[Reusable]:
+    """A sandbox of this module's own with `migrate start` done, made when a test first asks for it."""
+    made = Reusable(started_sandbox)
+    try:
+        yield made
+    finally:
+        made.used_up()
 
-    with started_sandbox() as sb:
-        yield sb
+
+@pytest.fixture
+def migrating(shared):
+    """The module's sandbox: the target replicates from the source and the application writes to the source
+    (every test below but the last leaves it so, which `assert_untouched` checks)."""
+    return shared.get()
+
+
+@pytest.fixture
+def to_migrate(shared):
+    """The module's sandbox, whatever refused or rolled-back cutovers it saw before, for a test that migrates
+    it for good; afterwards it is used up."""
+    try:
+        yield shared.get()
+    finally:
+        shared.used_up()
 
 
 def journal_events(sb) -> list[tuple[str, str | None]]:
@@ -134,9 +155,9 @@ def test_a_repoint_command_that_fails_rolls_back_and_exits_3(migrating, tmp_path
     assert report["status"] == "rolled_back"
 
 
-def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
-    result, writes = cutover_under_load(migrating, migrating.playbook_path, rate=200, extra=("--json",))
-    post = AppWorkload(lambda: app_endpoint(migrating), rate=50, threads=1).start()
+def test_cutover_under_write_load_through_haproxy_loses_nothing(to_migrate):
+    result, writes = cutover_under_load(to_migrate, to_migrate.playbook_path, rate=200, extra=("--json",))
+    post = AppWorkload(lambda: app_endpoint(to_migrate), rate=50, threads=1).start()
     time.sleep(0.5)
     post = post.stop()
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -146,19 +167,19 @@ def test_cutover_under_write_load_through_haproxy_loses_nothing(migrating):
     assert downtime["longest_gap_ms"] < 5000
     assert post.acked_order_ids, "the application cannot write after the cutover"
 
-    with migrating.source.root() as s, migrating.target.root() as t:
+    with to_migrate.source.root() as s, to_migrate.target.root() as t:
         assert missing_orders(t, writes.acked_order_ids + post.acked_order_ids) == []
         for table, key in SHOP_KEYS.items():
             upto = s.value(f"SELECT MAX(`{key}`) FROM shop.`{table}`")
             assert fingerprint(s, "shop", table, key, upto) == fingerprint(t, "shop", table, key, upto), table
         assert not replication.read_status(t).configured and t.variable("read_only") == 0
-    with open_session(app_endpoint(migrating)) as app:
-        assert app.value("SELECT @@port") == migrating.ports["target"]
-    old_primary = endpoint_as(migrating.ports["source"], sample_data.APP_USER, migrating.secret("app"))
+    with open_session(app_endpoint(to_migrate)) as app:
+        assert app.value("SELECT @@port") == to_migrate.ports["target"]
+    old_primary = endpoint_as(to_migrate.ports["source"], sample_data.APP_USER, to_migrate.secret("app"))
     with pytest.raises(DatabaseError) as exc, open_session(old_primary) as old:  # stays blocked for the app
         old.run("CALL shop.place_order(1, 'SKU-0001', 1, 100, @o)")
     assert exc.value.code in (1370, 1142)
-    report_md = migrating.dir / "state" / "sandbox" / "report.md"
+    report_md = to_migrate.dir / "state" / "sandbox" / "report.md"
     assert "write downtime" in report_md.read_text().lower()
     assert stat.S_IMODE(report_md.stat().st_mode) == 0o600
     png = Path(report["files"]["timeline"])  # the timeline beside the run's own report and the latest

@@ -149,9 +149,8 @@ def test_kill_goes_through_rds_kill_for_the_master_user(sandbox, master, source_
     victim.close()
 
 
-def test_rds_configuration_statements_run_as_the_master_user(master):
+def test_rds_configuration_statements_run_as_the_master_user(master, rds_retention):
     rds = dataclasses.replace(master.dialect, rds=True)
     master.run(rds.set_binlog_retention(48))
     rows = {r["name"]: r["value"] for r in master.run(rds.show_rds_configuration())}
     assert rows["binlog retention hours"] == "48"
-    master.run(rds.set_binlog_retention(24))

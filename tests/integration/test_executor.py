@@ -71,8 +71,11 @@ def test_stderr_lines_reach_the_progress_callback_as_they_come(executor):
     assert lines == ["step1", "step2", "step3"]
 
 
-def test_environment_reaches_the_command_but_never_a_command_line(executor):
+def test_environment_reaches_the_command_but_never_a_command_line(executor, monkeypatch):
     secret = f"s3cret-{time.monotonic_ns()}"
+    staged: list[str] = []  # this command's own env files (other processes may stage theirs in /tmp meanwhile)
+    stage = executor._stage_env
+    monkeypatch.setattr(executor, "_stage_env", lambda env: staged.append(stage(env)) or staged[-1])
     seen_in_ps: list[str] = []
 
     def watch():
@@ -93,7 +96,8 @@ def test_environment_reaches_the_command_but_never_a_command_line(executor):
     watcher.join()
     assert result.text == secret
     assert seen_in_ps == []
-    assert not [p for p in os.listdir("/tmp") if p.startswith(".migrate-env-")], "env file left behind"
+    assert len(staged) == 1 and staged[0].startswith("/tmp/.migrate-env-")
+    assert not os.path.exists(staged[0]), "env file left behind"
 
 
 def test_files_are_written_0600_and_copied_both_ways(executor, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -62,30 +63,28 @@ def test_minimal_row_image_fails(sandbox, tmp_path, set_global):
     assert check(run_plan(sandbox, tmp_path), "source.binlog_row_image")["status"] == "fail"
 
 
-def test_unset_rds_binlog_retention_fails_with_the_call_to_make(sandbox, tmp_path, master):
+def test_unset_rds_binlog_retention_fails_with_the_call_to_make(sandbox, tmp_path, master, rds_retention):
     master.run("CALL mysql.rds_set_configuration('binlog retention hours', NULL)")
-    try:
-        c = check(run_plan(sandbox, tmp_path), "source.binlog_retention")
-    finally:
-        master.run("CALL mysql.rds_set_configuration('binlog retention hours', 24)")
+    c = check(run_plan(sandbox, tmp_path), "source.binlog_retention")
     assert c["status"] == "fail" and "NULL" in c["evidence"]
     assert "CALL mysql.rds_set_configuration('binlog retention hours'," in c["fix"]
 
 
 def test_a_replication_account_without_its_grant_passes_only_when_the_source_user_can_grant_it(
         sandbox, tmp_path, master, source_root):
-    master.run("CREATE USER 'repl_plan'@'%%' IDENTIFIED BY %s", ("x-repl-plan-1",))
-    source_root.run("CREATE USER 'plan_reader'@'%%' IDENTIFIED BY %s", ("plan-reader-pw-1",))
-    source_root.run("GRANT SELECT, PROCESS, SHOW VIEW, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'plan_reader'@'%'")
-    source_root.run("GRANT EXECUTE ON PROCEDURE mysql.rds_show_configuration TO 'plan_reader'@'%'")
-    (tmp_path / "reader.pw").write_text("plan-reader-pw-1")
     try:
+        master.run("CREATE USER 'repl_plan'@'%%' IDENTIFIED BY %s", ("x-repl-plan-1",))
+        source_root.run("CREATE USER 'plan_reader'@'%%' IDENTIFIED BY %s", ("plan-reader-pw-1",))
+        source_root.run("GRANT SELECT, PROCESS, SHOW VIEW, REPLICATION CLIENT, SLAVE MONITOR ON *.* "
+                        "TO 'plan_reader'@'%'")
+        source_root.run("GRANT EXECUTE ON PROCEDURE mysql.rds_show_configuration TO 'plan_reader'@'%'")
+        (tmp_path / "reader.pw").write_text("plan-reader-pw-1")
         grantable = run_plan(sandbox, tmp_path, replication={"user": "repl_plan"})
         not_grantable = run_plan(sandbox, tmp_path, replication={"user": "repl_plan"},
                                  source={"user": "plan_reader", "password_file": str(tmp_path / "reader.pw")})
     finally:
-        master.run("DROP USER 'repl_plan'@'%'")
-        source_root.run("DROP USER 'plan_reader'@'%'")
+        master.run("DROP USER IF EXISTS 'repl_plan'@'%'")
+        source_root.run("DROP USER IF EXISTS 'plan_reader'@'%'")
     c = check(grantable, "source.replication_account")
     assert c["status"] == "pass" and "migrate start does" in c["evidence"]
     c = check(not_grantable, "source.replication_account")
@@ -163,12 +162,12 @@ def test_physical_seed_from_rds_is_refused_with_the_reason(sandbox, tmp_path):
 
 
 def test_cutover_readiness_failures(sandbox, tmp_path, master):
-    master.run("CREATE ROLE IF NOT EXISTS plan_writer")
-    master.run("CREATE USER IF NOT EXISTS 'role_app'@'%%' IDENTIFIED BY %s", ("role-app-pw-1",))
-    master.run("GRANT plan_writer TO 'role_app'@'%'")
-    master.run("CREATE USER IF NOT EXISTS 'reader'@'%%' IDENTIFIED BY %s", ("reader-pw-1",))
-    master.run("GRANT SELECT ON shop.* TO 'reader'@'%'")
     try:
+        master.run("CREATE ROLE plan_writer")
+        master.run("CREATE USER 'role_app'@'%%' IDENTIFIED BY %s", ("role-app-pw-1",))
+        master.run("GRANT plan_writer TO 'role_app'@'%'")
+        master.run("CREATE USER 'reader'@'%%' IDENTIFIED BY %s", ("reader-pw-1",))
+        master.run("GRANT SELECT ON shop.* TO 'reader'@'%'")
         assert check(run_plan(sandbox, tmp_path, cutover={"app_users": ["role_app"]}),
                      "cutover.app_accounts")["status"] == "fail"
         reader = check(run_plan(sandbox, tmp_path, cutover={"app_users": ["reader"]}), "cutover.app_accounts")
@@ -180,12 +179,23 @@ def test_cutover_readiness_failures(sandbox, tmp_path, master):
     assert check(run_plan(sandbox, tmp_path, cutover={"write_block": "read_only"}), "cutover.write_block")["status"] == "fail"
     broken = run_plan(sandbox, tmp_path, cutover={"repoint": {"haproxy": {"socket": str(tmp_path / "no.sock")}}})
     assert check(broken, "cutover.repoint")["status"] == "fail"
-    (tmp_path / "wrong.pw").write_text("wrong")
+    # a password no other text contains: once read it is a known secret, masked in this process's output
+    (tmp_path / "wrong.pw").write_text("not-the-probe-pw-1")
     wrong = run_plan(sandbox, tmp_path, probe={"password_file": str(tmp_path / "wrong.pw")})
     assert check(wrong, "cutover.probe")["status"] == "fail" and "(1045)" in check(wrong, "cutover.probe")["evidence"]
 
 
-def test_writes_faster_than_the_replica_applies_mean_no_go(sandbox, tmp_path):
+@pytest.fixture
+def own_orders(source_root) -> Iterator[None]:
+    """For a test that places orders in the shared sandbox's shop: they are deleted afterwards (every order
+    past the last one there was before), so that no other test sees them."""
+    last = source_root.value("SELECT COALESCE(MAX(id), 0) FROM shop.orders")
+    yield
+    source_root.run("DELETE FROM shop.order_lines WHERE order_id > %s", (last,))
+    source_root.run("DELETE FROM shop.orders WHERE id > %s", (last,))
+
+
+def test_writes_faster_than_the_replica_applies_mean_no_go(sandbox, tmp_path, own_orders):
     load_ = AppWorkload(lambda: endpoint_as(sandbox.ports["haproxy"], sample_data.APP_USER, sandbox.secret("app")),
                         rate=200, threads=2).start()
     try:

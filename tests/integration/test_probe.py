@@ -24,18 +24,21 @@ RATE = 100.0
 
 @pytest.fixture(scope="module")
 def probe_root(sandbox) -> Iterator[Session]:
-    """The probe table on the source and app_rw allowed to write it; all of it undone afterwards.
-    Root's own changes stay out of the binary log."""
+    """The probe table on the source and app_rw allowed to write it; all of it undone afterwards. Root's own
+    changes are binary-logged like the probe's writes: the sandbox's replica server, which replays the source's
+    binlog, must have the table the probe writes to (or it stops, and stays stopped for the later tests)."""
     root = sandbox.source.root()
-    root.run("SET SESSION sql_log_bin = 0")
     existed = root.value("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
                          (PROBE_SCHEMA,)) == 1
+    granted = root.value("SELECT COUNT(*) FROM mysql.db WHERE Db = %s AND User = %s AND Host = '%%'",
+                         (PROBE_SCHEMA, APP)) == 1
     ensure_probe_table(root)
     grant_probe(root, APP, "%")
     try:
         yield root
     finally:
-        root.run(f"REVOKE INSERT, SELECT ON {PROBE_SCHEMA}.* FROM '{APP}'@'%'")
+        if not granted:
+            root.run(f"REVOKE INSERT, SELECT ON {PROBE_SCHEMA}.* FROM '{APP}'@'%'")
         if existed:
             root.run(f"DELETE FROM {PROBE_SCHEMA}.probe WHERE run_id LIKE 'pt%'")
         else:

@@ -5,8 +5,13 @@ that finds everything done."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -15,17 +20,9 @@ from migrate.capabilities import replication
 from migrate.playbook import load
 from migrate.sandbox import sample_data
 from migrate.sandbox import sandbox as sandbox_mod
-from migrate.sandbox.workload import AppWorkload
-from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
-
-
-@pytest.fixture(scope="module")
-def own_sandbox():
-    with sandbox_mod.temporary(3000) as sb:
-        owner = open_session(endpoint_as(sb.ports["source"], sample_data.OWNER_USER, sb.secret("owner")))
-        with owner:
-            owner.run("CREATE EVENT shop.nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM shop.orders WHERE 1 = 0")
-        yield sb
+from migrate.sandbox.sandbox import Sandbox
+from migrate.sandbox.workload import AppWorkload, WorkloadResult
+from tests.helpers import Reusable, endpoint_as, fingerprint, open_session, run_migrate, write_playbook
 
 
 def wait_caught_up(sb, timeout=30):
@@ -39,16 +36,59 @@ def wait_caught_up(sb, timeout=30):
     raise AssertionError(f"not caught up: {result.stdout}")
 
 
-def test_start_with_mysqldump_under_writes_gives_a_matching_replica(own_sandbox, tmp_path):
-    sb = own_sandbox
-    playbook = write_playbook(sb.playbook_path, sb.dir / "pb-mysqldump.yml", seed={"tool": "mysqldump"})
-    load = AppWorkload(lambda: endpoint_as(sb.ports["haproxy"], sample_data.APP_USER, sb.secret("app")),
-                       rate=100, threads=2).start()
+@dataclass
+class Started:
+    sb: Sandbox
+    playbook: Path
+    result: subprocess.CompletedProcess
+    writes: WorkloadResult
+
+
+@contextlib.contextmanager
+def started_under_writes() -> Iterator[Started]:
+    """A sandbox of its own (3000 rows, an event on the source) and `migrate start` with mysqldump while the
+    application writes."""
+    with sandbox_mod.temporary(3000) as sb:
+        owner = open_session(endpoint_as(sb.ports["source"], sample_data.OWNER_USER, sb.secret("owner")))
+        with owner:
+            owner.run("CREATE EVENT shop.nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM shop.orders WHERE 1 = 0")
+        playbook = write_playbook(sb.playbook_path, sb.dir / "pb-mysqldump.yml", seed={"tool": "mysqldump"})
+        load = AppWorkload(lambda: endpoint_as(sb.ports["haproxy"], sample_data.APP_USER, sb.secret("app")),
+                           rate=100, threads=2).start()
+        try:
+            result = run_migrate("start", "-p", str(playbook), "--json", timeout=300)
+            time.sleep(0.5)
+        finally:
+            writes = load.stop()
+        yield Started(sb, playbook, result, writes)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Reusable[Started]]:
+    """The start below, made once for the module's tests that read what it did, by whichever asks first."""
+    made = Reusable(started_under_writes)
     try:
-        result = run_migrate("start", "-p", str(playbook), "--json", timeout=300)
-        time.sleep(0.5)
+        yield made
     finally:
-        writes = load.stop()
+        made.used_up()
+
+
+@pytest.fixture
+def started(shared) -> Started:
+    return shared.get()
+
+
+@pytest.fixture
+def started_to_break(shared) -> Iterator[Started]:
+    """The same, for a test that leaves the target no longer replicating; afterwards it is used up."""
+    try:
+        yield shared.get()
+    finally:
+        shared.used_up()
+
+
+def test_start_with_mysqldump_under_writes_gives_a_matching_replica(started):
+    sb, result, writes = started.sb, started.result, started.writes
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     steps = {s["name"]: s for s in json.loads(result.stdout)["steps"]}
     assert "with mysqldump" in steps["seed"]["message"] and "GTID" in steps["seed"]["message"]
@@ -78,55 +118,42 @@ def test_start_with_mysqldump_under_writes_gives_a_matching_replica(own_sandbox,
     assert exc.value.code == 1290
 
 
-def test_rerunning_start_finds_every_step_done(own_sandbox):
-    playbook = own_sandbox.dir / "pb-mysqldump.yml"
-    result = run_migrate("start", "-p", str(playbook), "--json")
+def test_rerunning_start_finds_every_step_done(started):
+    result = run_migrate("start", "-p", str(started.playbook), "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     assert {s["status"] for s in json.loads(result.stdout)["steps"]} == {"skipped"}
 
 
-def test_status_shows_health_and_lag(own_sandbox):
-    result = run_migrate("status", "-p", str(own_sandbox.dir / "pb-mysqldump.yml"))
+def test_status_shows_health_and_lag(started):
+    result = run_migrate("status", "-p", str(started.playbook))
     assert result.returncode == 0
     assert "replicating: the target is a read-only replica" in result.stdout
     assert "replication: target from source: healthy" in result.stdout and "caught up" in result.stdout
 
 
-def test_the_rds_service_tables_never_reach_the_target(own_sandbox):
+def test_the_rds_service_tables_never_reach_the_target(started):
     """RDS logs writes to tables of its own (mysql.rds_*): the target lacks them, and without start's filter its
     replication stops at the first one (error 1146)."""
-    with own_sandbox.master() as master:
-        master.run("CALL mysql.rds_set_configuration('binlog retention hours', 48)")  # an UPDATE of mysql.rds_*
-        master.run("CALL mysql.rds_set_configuration('binlog retention hours', 24)")
-    wait_caught_up(own_sandbox)
-    with own_sandbox.target.root() as t:
+    sb = started.sb
+    with sb.master() as master:
+        hours = {r["name"]: r["value"] for r in master.run("CALL mysql.rds_show_configuration")}[
+            "binlog retention hours"]
+        master.run("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (int(hours or 24) + 1,))
+        master.run("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (hours,))  # 2 row events
+    wait_caught_up(sb)
+    with sb.target.root() as t:
         assert t.variable("replicate_wild_ignore_table") == "mysql.rds%"
         assert not t.value("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'mysql' AND "
                            "table_name LIKE 'rds%%'")
 
 
-def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_password_is_wrong(own_sandbox):
-    sb = own_sandbox
-    with sb.target.root() as t:
-        replication.forget(t)
-    (sb.dir / "wrong.pw").write_text("not-the-password\n")
-    (sb.dir / "wrong.pw").chmod(0o600)
-    playbook = write_playbook(sb.dir / "pb-mysqldump.yml", sb.dir / "pb-wrong.yml",
-                              replication={"password_file": str(sb.dir / "wrong.pw")})
-    result = run_migrate("start", "-p", str(playbook))
-    assert result.returncode == 4, result.stdout + result.stderr[-2000:]
-    assert "replication account cannot log in" in result.stdout and "(1045)" in result.stdout
-    assert "set replication.password" in result.stdout and "rerun `migrate start`" in result.stdout
-    assert "not-the-password" not in result.stdout + result.stderr
-
-
-def test_the_rds_read_replica_procedure_ran_and_cleaned_up(own_sandbox):
+def test_the_rds_read_replica_procedure_ran_and_cleaned_up(started):
     """consistency auto on RDS: a temporary read replica in the RDS API (moto), the sandbox's replica server
     standing in for its endpoint; afterwards the replica instance is deleted and the server replicates again."""
     from migrate.adapters import aws as aws_adapter
     from migrate.capabilities.seed.rds_replica import replica_id
 
-    sb = own_sandbox
+    sb = started.sb
     state = json.loads((sb.dir / "state" / "sandbox" / "state.json").read_text())
     assert state["data"]["seed"]["consistency"] == "replica"
     journal = (sb.dir / "state" / "sandbox" / "journal.jsonl").read_text()
@@ -155,13 +182,13 @@ def test_keep_replica_leaves_the_read_replica_replicating(tmp_path):
             assert replication.read_status(r).healthy
 
 
-def test_the_start_report_lists_what_was_carried_and_skipped(own_sandbox):
-    report = json.loads((own_sandbox.dir / "state" / "sandbox" / "report.json").read_text())
+def test_the_start_report_lists_what_was_carried_and_skipped(started):
+    report = json.loads((started.sb.dir / "state" / "sandbox" / "report.json").read_text())
     assert report["workflow"] == "start"
     facts = report["facts"]
     assert "'app_rw'@'%'" in facts["accounts carried"] and "'shop_owner'@'%'" in facts["accounts carried"]
     assert facts["events kept disabled until promotion"] == ["shop.nightly"]
-    assert "Write downtime" not in (own_sandbox.dir / "state" / "sandbox" / "report.md").read_text()
+    assert "Write downtime" not in (started.sb.dir / "state" / "sandbox" / "report.md").read_text()
 
 
 def test_a_dump_held_back_by_a_lock_is_stopped_retried_once_and_explained():
@@ -183,3 +210,19 @@ def test_a_dump_held_back_by_a_lock_is_stopped_retried_once_and_explained():
         assert "metadata lock" in result.stdout and "seed.consistency: replica" in result.stdout
         assert "starting it over once" in result.stderr
         assert waiting == 0
+
+
+def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_password_is_wrong(started_to_break):
+    """Last in file order: it leaves the target not replicating (a replica reset under it)."""
+    sb = started_to_break.sb
+    with sb.target.root() as t:
+        replication.forget(t)
+    (sb.dir / "wrong.pw").write_text("not-the-password\n")
+    (sb.dir / "wrong.pw").chmod(0o600)
+    playbook = write_playbook(started_to_break.playbook, sb.dir / "pb-wrong.yml",
+                              replication={"password_file": str(sb.dir / "wrong.pw")})
+    result = run_migrate("start", "-p", str(playbook))
+    assert result.returncode == 4, result.stdout + result.stderr[-2000:]
+    assert "replication account cannot log in" in result.stdout and "(1045)" in result.stdout
+    assert "set replication.password" in result.stdout and "rerun `migrate start`" in result.stdout
+    assert "not-the-password" not in result.stdout + result.stderr
