@@ -48,8 +48,12 @@ def can_replicate(source: Session, user: str) -> bool:
 
 
 def ensure_user(source: Session, user: str, password: SecretStr, where: str = "the source") -> str:
-    """Create the replication account on `source` when missing (as the master user can on RDS)."""
+    """Create the replication account on `source` when missing, grant REPLICATION SLAVE when it lacks it (as
+    the master user can on RDS); change nothing when it has both: a GRANT logged after the seed's snapshot
+    would stop a replica that lacks the account (1133)."""
     d = source.dialect
+    if can_replicate(source, user):  # no statement: each one is logged, and replicas lack this account
+        return f"replication account '{user}'@'%' exists on {where} with REPLICATION SLAVE"
     if user_exists(source, user):
         source.run(d.grant_replication(user))
         return f"replication account '{user}'@'%' exists on {where}; REPLICATION SLAVE granted"

@@ -470,6 +470,8 @@ class StartReplication(MigrationStep):
                 # the snapshot again (that would replay, or overwrite, what it applied since).
                 replication.start(t)
                 how = f"{ctx.data['replication']['how']}; started again where it had stopped"
+            elif ctx.data.get("replication"):
+                how = self._resume_lost(t, link, ctx)
             else:
                 seed = ctx.data["seed"]
                 replication.forget(t)
@@ -484,6 +486,29 @@ class StartReplication(MigrationStep):
         return (f"target replicates from {link.host}:{link.port} ({how}); both threads running, "
                 f"{status.seconds_behind if status.seconds_behind is not None else '?'} s behind; read_only "
                 + ("switched ON" if made_read_only else "stays ON"))
+
+
+    @staticmethod
+    def _resume_lost(t: Session, link, ctx: RunContext) -> str:
+        """Replication was configured by an earlier run and its settings are gone since (RESET SLAVE ALL, a
+        rebuilt target): the target has applied past the snapshot, so it goes on from what it applied — its
+        own GTID position — never from the snapshot again, which would replay rows (error 1062). Without GTIDs
+        that position is lost with the settings: refused."""
+        seed = ctx.data["seed"]
+        if not seed.get("gtid") or link.mode == "file":
+            raise Refused("the target's replication settings are gone, and with file/position replication the "
+                          "point it had applied up to went with them: starting again from the snapshot would "
+                          "replay what it applied", hint="reseed: drop the copied schemas on the target, then "
+                          "rerun `migrate start` (or configure replication by hand from its last applied position)")
+        at = t.variable("gtid_slave_pos") if t.dialect.is_mariadb else seed["gtid"]  # MySQL: its gtid_executed
+        if not at:
+            raise Refused("the target's replication settings are gone and it records no applied GTID position: "
+                          "starting again from the snapshot would replay what it applied",
+                          hint="reseed: drop the copied schemas on the target, then rerun `migrate start`")
+        replication.configure(t, link, BinlogPosition(seed["file"], seed["pos"], at), keep_history=True)
+        replication.start(t)
+        return ("its settings were gone: configured again from what it had applied"
+                + (f" ({at})" if t.dialect.is_mariadb else ", by GTID auto-position"))
 
 
 def steps(m: Migration) -> list[Step]:

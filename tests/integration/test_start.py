@@ -226,3 +226,16 @@ def test_start_stops_with_the_servers_error_and_a_hint_when_the_replication_pass
     assert "replication account cannot log in" in result.stdout and "(1045)" in result.stdout
     assert "set replication.password" in result.stdout and "rerun `migrate start`" in result.stdout
     assert "not-the-password" not in result.stdout + result.stderr
+    # With the right password, the rerun goes on from what the target applied, never from the snapshot again
+    # (that replayed rows and stopped on a duplicate key, 1062).
+    result = run_migrate("start", "-p", str(started_to_break.playbook), "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    replicating = next(s for s in json.loads(result.stdout)["steps"] if s["name"] == "replication")
+    assert "configured again from what it had applied" in replicating["message"], replicating
+    with sb.source.root() as s:
+        s.run("INSERT INTO shop.customers (name, email) VALUES ('after the reset', 'reset@example.com')")
+        expected = s.value("SELECT MAX(id) FROM shop.customers")
+    status = wait_caught_up(sb)
+    assert status["replication"]["healthy"], status
+    with sb.target.root() as t:
+        assert t.value("SELECT MAX(id) FROM shop.customers") == expected
