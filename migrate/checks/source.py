@@ -213,9 +213,18 @@ def _definers(s: SourceFacts) -> Check:
 
 
 def _accounts(s: SourceFacts, f: PlanFacts) -> Check:
+    """Account statements replicate: a GRANT, ALTER USER or DROP USER on the source for an account the target
+    lacks stops the target's replication (1133, "Can't find any matching row in the user table")."""
     if s.carried_accounts is None:
         return passed("source.accounts", "cannot list the accounts to carry until the application accounts exist")
     skipped = "; ".join(f"{x['account']} ({x['why']})" for x in s.skipped_accounts)
-    return passed("source.accounts", f"start carries {len(s.carried_accounts)} account(s) and role(s) "
-                  f"(seed.accounts: {f.pb.seed.accounts}): {listing(s.carried_accounts, most=20)}"
-                  + (f"; not carried: {skipped}" if skipped else ""))
+    said = (f"start carries {len(s.carried_accounts)} account(s) and role(s) (seed.accounts: {f.pb.seed.accounts}): "
+            f"{listing(s.carried_accounts, most=20)}" + (f"; not carried: {skipped}" if skipped else ""))
+    chosen = f.pb.seed.accounts == "listed" or any(x["why"] == "listed in seed.skip_accounts"
+                                                    for x in s.skipped_accounts)
+    if chosen:
+        return warn("source.accounts", said + ". An account statement (GRANT, REVOKE, ALTER USER, SET PASSWORD, "
+                    "DROP USER) on the source for an account that is not carried stops the target's replication "
+                    "with error 1133", "make no such change until the cutover, or carry those accounts "
+                    "(seed.accounts: all, fewer seed.skip_accounts)")
+    return passed("source.accounts", said)

@@ -144,7 +144,8 @@ def test_a_definer_missing_on_the_target_is_named_with_whether_start_carries_it(
     source_root.run("SET SESSION sql_log_bin = 1")
     try:
         carried = check(run_plan(sandbox, tmp_path), "target.definers")
-        skipped = check(run_plan(sandbox, tmp_path, seed={"skip_accounts": [user]}), "target.definers")
+        without = run_plan(sandbox, tmp_path, seed={"skip_accounts": [user]})
+        skipped = check(without, "target.definers")
     finally:
         source_root.run("SET SESSION sql_log_bin = 0")
         source_root.run(f"DROP USER '{user}'@'%'")
@@ -152,6 +153,8 @@ def test_a_definer_missing_on_the_target_is_named_with_whether_start_carries_it(
     assert carried["status"] == "pass" and f"carried by start: '{user}'@'%'" in carried["evidence"], carried
     assert skipped["status"] == "warn" and f"not carried by start: '{user}'@'%'" in skipped["evidence"], skipped
     assert "1449" in skipped["evidence"] and "seed.skip_accounts" in skipped["fix"]
+    accounts = check(without, "source.accounts")  # its account statements would stop the target's replication
+    assert accounts["status"] == "warn" and "error 1133" in accounts["evidence"], accounts
 
 
 @pytest.fixture
