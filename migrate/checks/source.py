@@ -18,7 +18,8 @@ def checks(f: PlanFacts, est: Estimate) -> list[Check]:
                      "check source.host/port/user and the password source, and that this machine may connect")]
     rds = f.pb.source.kind == "rds"
     return [_version(s), _databases(s, f), *_binlog(s, rds), _retention(s, rds, est), _gtid(s), _server_id(s, f),
-            _replication_account(s, f), _own_replication(s, f), _primary_keys(s), _engines(s), _long_transactions(s), _size(s),
+            _replication_account(s, f), _own_replication(s, f), _logs_what_it_applies(s, f), _primary_keys(s),
+            _engines(s), _long_transactions(s), _size(s),
             _code_objects(s), _definers(s), _accounts(s, f)]
 
 
@@ -153,6 +154,20 @@ def _own_replication(s: SourceFacts, f: PlanFacts) -> Check:
     return warn("source.own_replication", f"the source is itself a replica of {listing(upstream)}: writes that "
                 "arrive from there are not stopped by the write block on the source",
                 "stop the writes upstream for the window, or migrate from the upstream primary")
+
+
+def _logs_what_it_applies(s: SourceFacts, f: PlanFacts) -> Check:
+    """After a cutover the source replicates from the target (the way back). Without log_slave_updates what it
+    applies from there never reaches its binary log: its read replicas miss the writes the target took, and so
+    does a seed taken from one of them after a rollback (a test found the target short of those rows)."""
+    name = s.dialect.log_replica_updates_variable
+    value = s.variables.get(name, s.variables.get("log_slave_updates"))
+    if on(value) or not f.pb.cutover.reverse_replication:
+        return passed("source.log_replica_updates", f"{name}={value}" + ("" if on(value) else
+                      " (reverse replication is off: the source never applies the target's writes)"))
+    return warn("source.log_replica_updates", f"{name}=OFF: after a cutover the source applies the target's writes "
+                "without logging them, so its read replicas never get them, nor does a seed taken from one after a "
+                "rollback", f"set {name}=1 (the instance's parameter group on RDS; it needs a reboot)")
 
 
 def _primary_keys(s: SourceFacts) -> Check:

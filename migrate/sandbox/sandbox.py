@@ -83,9 +83,11 @@ class Sandbox:
 
     @property
     def source(self) -> MariaDBServer:
+        # log-slave-updates: after a cutover the source follows the target; what it applies from there must reach
+        # its own binary log, or its read replicas (and a seed taken from one after a rollback) never get it.
         return MariaDBServer("source", self.dir / "source", self.ports["source"], server_id=1,
-                             options={"log-bin-trust-function-creators": "1", **self.PARALLEL_APPLY,
-                                      **self._tls_options()})
+                             options={"log-bin-trust-function-creators": "1", "log-slave-updates": "1",
+                                      **self.PARALLEL_APPLY, **self._tls_options()})
 
     @property
     def replica(self) -> MariaDBServer:

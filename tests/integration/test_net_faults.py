@@ -260,7 +260,15 @@ def same_orders(net: Net, timeout: float = 30) -> None:
     def equal() -> bool:
         with net.sb.source.root() as s, net.sb.target.root() as t:
             return fingerprint(s, "shop", "orders", "id", None) == fingerprint(t, "shop", "orders", "id", None)
-    wait_for(equal, timeout, "the target to hold every order of the source")
+    try:
+        wait_for(equal, timeout, "the target to hold every order of the source")
+    except AssertionError:
+        with net.sb.source.root() as s, net.sb.target.root() as t:
+            ids = [{r["id"] for r in x.run("SELECT id FROM shop.orders")} for x in (s, t)]
+            raise AssertionError(f"the target differs: {len(ids[0])} orders on the source, {len(ids[1])} on the "
+                                 f"target; only on the source: {sorted(ids[0] - ids[1])[:10]}; only on the target: "
+                                 f"{sorted(ids[1] - ids[0])[:10]}; target replica: "
+                                 f"{t.one(t.dialect.replica_status())}") from None
 
 
 @dataclass(frozen=True)

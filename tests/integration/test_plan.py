@@ -287,6 +287,8 @@ def test_a_self_managed_source_without_binlog_and_a_bare_target_fail(sandbox, tm
     assert other["status"] == "fail" and "127.0.0.8:3306 (stopped, connection old)" in other["evidence"]
     filters = check(result, "target.replication_filters")
     assert filters["status"] == "fail" and "replicate_do_db=shop" in filters["evidence"]
+    assert check(result, "source.log_replica_updates")["status"] == "warn"  # MariaDB's default: OFF
+    assert check(no_way_back, "source.log_replica_updates")["status"] == "pass"
     assert check(no_way_back, "target.binary_log")["status"] == "warn"
     assert check(no_way_back, "target.log_replica_updates")["status"] == "warn"
     assert check(result, "target.parallel_apply")["status"] == "warn"  # MariaDB's default: one applier thread
