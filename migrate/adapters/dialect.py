@@ -237,6 +237,21 @@ class Dialect:
                          "e.FROM_USER = u.User AND e.FROM_HOST = u.Host) AS is_role FROM mysql.user u "
                          "ORDER BY is_role DESC, u.User, u.Host")
 
+    def own_grants(self, current_roles: str | None) -> Statement:
+        """This session's grants with those of its active roles (`current_roles`: SELECT CURRENT_ROLE()):
+        MariaDB's SHOW GRANTS adds the current role's itself; MySQL's needs the roles named (USING)."""
+        if self.is_mariadb:
+            return Statement("SHOW GRANTS")
+        using = f" USING {current_roles}" if current_roles and current_roles != "NONE" else ""
+        return Statement(f"SHOW GRANTS FOR CURRENT_USER(){using}")
+
+    def gtid_history(self) -> Statement:
+        """MariaDB: where the binary log stands and what the server applied as a replica; MySQL: its executed
+        and purged GTID sets."""
+        if self.is_mariadb:
+            return Statement("SELECT @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos")
+        return Statement("SELECT @@global.gtid_executed AS executed, @@global.gtid_purged AS purged")
+
     def default_roles(self) -> Statement:
         """MySQL: the roles an account (user, host parameters) gets at login. MariaDB names its one default
         role in SHOW GRANTS instead."""

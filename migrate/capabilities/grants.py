@@ -100,6 +100,11 @@ def global_privileges(lines: list[str]) -> set[str]:
     return out
 
 
+def may_grant_proxy(lines: list[str]) -> bool:
+    """Whether `lines` hold PROXY ON ''@'%' WITH GRANT OPTION (what granting any PROXY needs)."""
+    return any(g.replace("`", "'").startswith("GRANT PROXY ON ''@'%'") and "WITH GRANT OPTION" in g for g in lines)
+
+
 def without_credentials(line: str) -> str:
     """The grant line minus any IDENTIFIED BY/VIA clause (MariaDB prints password hashes there)."""
     return re.sub(r" IDENTIFIED (BY|VIA|WITH) .*?(?= WITH | REQUIRE |$)", "", line.strip(), flags=re.S)

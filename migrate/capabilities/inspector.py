@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.adapters.db import DatabaseError, Session, quote_ident
+from migrate.adapters.db import DatabaseError, Session, Statement, quote_ident
 from migrate.adapters.dialect import BinlogPosition
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -63,10 +63,10 @@ def gtid_history(s: Session) -> dict[str, str]:
     state the oldest binary log still held began from (oldest: its Gtid_list event). MySQL: the executed and
     purged sets. Empty without a binary log."""
     if not s.dialect.is_mariadb:
-        return s.one("SELECT @@global.gtid_executed AS executed, @@global.gtid_purged AS purged") or {}
+        return s.one(s.dialect.gtid_history()) or {}
     try:
         logs = s.run("SHOW BINARY LOGS")
-        row = s.one("SELECT @@gtid_binlog_pos AS binlog_pos, @@gtid_slave_pos AS slave_pos")
+        row = s.one(s.dialect.gtid_history())
         events = s.run("SHOW BINLOG EVENTS IN %s LIMIT 4", (logs[0]["Log_name"],)) if logs else []
     except DatabaseError:  # binary logging off, or no BINLOG MONITOR: other checks say which
         return {}
@@ -139,12 +139,8 @@ def global_privileges(s: Session) -> set[str]:
 
 
 def own_grants(s: Session) -> list[str]:
-    """This session's grant lines, those of its active roles (enabled at login from its default roles) included.
-    MariaDB's SHOW GRANTS adds the current role's; MySQL's needs the roles named (USING)."""
-    if s.dialect.is_mariadb:
-        return _lines(s, "SHOW GRANTS")
-    roles = s.value("SELECT CURRENT_ROLE()")
-    return _lines(s, "SHOW GRANTS FOR CURRENT_USER()" + (f" USING {roles}" if roles and roles != "NONE" else ""))
+    """This session's grant lines, those of its active roles (enabled at login from its default roles) included."""
+    return _lines(s, s.dialect.own_grants(s.value("SELECT CURRENT_ROLE()")))
 
 
 def login_grants(s: Session, account: Account) -> list[str]:
@@ -170,7 +166,7 @@ def login_grants(s: Session, account: Account) -> list[str]:
     return lines
 
 
-def _lines(s: Session, sql: str) -> list[str]:
+def _lines(s: Session, sql: Statement | str) -> list[str]:
     from migrate.capabilities.grants import without_credentials
 
     return [without_credentials(next(iter(r.values()))) for r in s.run(sql)]

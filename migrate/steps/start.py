@@ -500,7 +500,7 @@ class StartReplication(MigrationStep):
                           "point it had applied up to went with them: starting again from the snapshot would "
                           "replay what it applied", hint="reseed: drop the copied schemas on the target, then "
                           "rerun `migrate start` (or configure replication by hand from its last applied position)")
-        at = t.variable("gtid_slave_pos") if t.dialect.is_mariadb else seed["gtid"]  # MySQL: its gtid_executed
+        at = t.value(t.dialect.replica_gtid_position())  # what it applied (MySQL: its gtid_executed)
         if not at:
             raise Refused("the target's replication settings are gone and it records no applied GTID position: "
                           "starting again from the snapshot would replay what it applied",

@@ -137,8 +137,7 @@ def _target(m: Migration) -> TargetFacts:
                            inspector.collations_supported(t), inspector.unix_time(t),
                            replicates_from=inspector.replication_sources(t),
                            filters=inspector.replication_filters(t), privileges=grants.global_privileges(own),
-                           may_grant_proxy=any(g.replace("`", "'").startswith("GRANT PROXY ON ''@'%'") and
-                                               "WITH GRANT OPTION" in g for g in own),
+                           may_grant_proxy=grants.may_grant_proxy(own),
                            accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())},
                            gtid=inspector.gtid_history(t))
 

@@ -676,3 +676,11 @@ def test_the_service_tables_filter_per_flavor():
         "CHANGE REPLICATION FILTER REPLICATE_WILD_IGNORE_TABLE = ('mysql.rds%')"
     maria = detect("10.11.6-MariaDB").ignore_tables("mysql.rds%")
     assert (maria.sql, maria.params) == ("SET GLOBAL replicate_wild_ignore_table = %s", ("mysql.rds%",))
+
+
+def test_own_grants_and_gtid_history_per_flavor():
+    mysql, maria = detect("8.0.35"), detect("10.11.6-MariaDB")
+    assert mysql.own_grants("`r`@`%`").sql == "SHOW GRANTS FOR CURRENT_USER() USING `r`@`%`"
+    assert mysql.own_grants("NONE").sql == "SHOW GRANTS FOR CURRENT_USER()"
+    assert maria.own_grants("r").sql == "SHOW GRANTS"
+    assert "gtid_purged" in mysql.gtid_history().sql and "gtid_binlog_pos" in maria.gtid_history().sql
