@@ -31,7 +31,7 @@ COMMANDS = {
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
-NOT_BUILT = {"verify", "rehearse"}
+NOT_BUILT = {"verify"}
 
 
 class Output:
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-p", "--playbook", required=True, help="the migration's playbook (YAML)")
         if name == "status":
             p.add_argument("--watch", action="store_true", help="refresh until interrupted")
-        if name in ("cutover", "rollback"):
+        if name in ("cutover", "rollback", "rehearse"):
             p.add_argument("--dry-run", action="store_true", help="print the ordered steps; change nothing")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         if name == "report":
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--rows", type=_positive_int, default=None, help="orders to load (default 10,000)")
         if action == "server":
             p.add_argument("verb", choices=("stop", "start"))
-            p.add_argument("--name", required=True, choices=("source", "replica", "target"))
+            p.add_argument("--name", required=True, choices=("source", "replica", "target", "rehearsal"))
 
     demo = sub.add_parser("demo", parents=[common], help=COMMANDS["demo"], description=COMMANDS["demo"])
     demo.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox's directory (replaced)")
@@ -147,7 +147,7 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
         return _sandbox(args, out)
     if args.command == "demo":
         return _demo(args, out)
-    if args.command in ("plan", "start", "status", "cutover", "rollback", "report"):
+    if args.command in ("plan", "start", "status", "cutover", "rollback", "report", "rehearse"):
         from migrate.capabilities import inputs
         from migrate.capabilities.migration import Migration
 
@@ -250,6 +250,20 @@ def _switch(m, args: argparse.Namespace, out: Output) -> int:
         return ExitCode.OK
     title = f"{workflow}{' undone' if result.get('undone') else ''}: {m.pb.name}"
     out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title=title),
+                                out.console.print(r["summary"], markup=False)))
+    return ExitCode.OK
+
+
+def _rehearse(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import rehearse
+
+    if args.dry_run:
+        steps = rehearse.plan(m)
+        out.emit({"dry_run": True, "workflow": "rehearse", "steps": steps},
+                 lambda r: _render_plan(out, "rehearse", r["steps"]))
+        return ExitCode.OK
+    result = rehearse.run(m)
+    out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title=f"rehearse: {m.pb.name}"),
                                 out.console.print(r["summary"], markup=False)))
     return ExitCode.OK
 
@@ -386,10 +400,12 @@ def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
         "target": lambda c: f"{c.get('dialect', '')}  stands in for MySQL on EC2 (read_only)",
         "ssh": lambda c: f"the target's EC2 host; known_hosts {c['known_hosts']}",
         "haproxy": lambda c: f"the application endpoint; admin socket {c['admin_socket']}",
+        "rehearsal": lambda c: "the fire drill's server" + ("" if c["seeded"] else ", empty until `migrate rehearse`"),
         "aws": lambda c: "moto: RDS instance, parameter group, Route53 zone",
     }
     for name, comp in report["components"].items():
-        state = "[green]running[/]" if comp["running"] else "[red]stopped[/]"
+        state = "[green]running[/]" if comp["running"] else "[dim]stopped[/]" if comp.get("optional") \
+            else "[red]stopped[/]"
         table.add_row(name, state, comp.get("address") or comp.get("endpoint_url", ""), escape(details[name](comp)))
     out.console.print(table)
     out.console.print(f"playbook: {report['playbook']}  ({report['rows']:,} orders in schema shop)")

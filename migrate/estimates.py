@@ -38,10 +38,15 @@ class Estimate:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def estimate(data_bytes: int, binlog_bytes_per_s: float, settings: Estimates, stable_for_s: float) -> Estimate:
+def estimate(data_bytes: int, binlog_bytes_per_s: float, settings: Estimates, stable_for_s: float,
+             rehearsed: dict | None = None) -> Estimate:
+    """`rehearsed`: the latest rehearsal's prediction (report.latest_prediction); its figure is used for the
+    cutover's downtime unless the playbook sets one."""
     seed_rate = settings.seed_mb_per_s or SEED_MB_PER_S
     apply_rate = settings.apply_mb_per_s or APPLY_MB_PER_S
-    downtime = settings.cutover_downtime_ms or CUTOVER_DOWNTIME_MS
+    from_rehearsal = rehearsed is not None and not settings.cutover_downtime_ms
+    downtime = settings.cutover_downtime_ms or (rehearsed["write_downtime_ms"] if from_rehearsal
+                                                else CUTOVER_DOWNTIME_MS)
     data_mb = data_bytes / 1e6
     binlog_rate = binlog_bytes_per_s / 1e6
     seed_s = SEED_OVERHEAD_S + data_mb / seed_rate
@@ -51,6 +56,7 @@ def estimate(data_bytes: int, binlog_bytes_per_s: float, settings: Estimates, st
     retention_h = max(1, math.ceil(window_s * RETENTION_MARGIN / 3600))
     overridden = [k for k in ("seed_mb_per_s", "apply_mb_per_s", "cutover_downtime_ms") if getattr(settings, k)]
     figures = ("measured on the sandbox by bench/" + (f"; playbook overrides {', '.join(overridden)}"
-                                                      if overridden else ""))
+                                                      if overridden else "")
+               + (f"; cutover downtime predicted by rehearsal {rehearsed['rehearsal_run']}" if from_rehearsal else ""))
     return Estimate(round(data_mb, 1), seed_s, seed_rate, binlog_rate, apply_rate, catch_up, downtime,
                     stable_for_s, retention_h, figures)

@@ -192,6 +192,20 @@ class Cutover(Model):
     reverse_replication: bool = True
 
 
+class Rehearsal(Target):
+    """The fire drill's own server (`migrate rehearse`): seeded as a copy of the real target (`clone_target`: a
+    physical backup taken on the target host, never touching RDS) or from the source (`dump`), made a replica of
+    the source, then switched to by the cutover's own steps while production keeps serving."""
+
+    seed: Literal["clone_target", "dump"] = "clone_target"
+    repoint: Repoint  # the rehearsal's own endpoint (never the application's)
+    probe_host: str | None = None  # where the drill's probe connects: the endpoint `repoint` moves
+    probe_port: Port | None = None  # default: the probe follows the repoint
+    drill_user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")] = "migrate_drill"
+    teardown: bool = False  # afterwards: forget replication, endpoint back on the source, server stopped
+    timeout_s: Seconds = 3600  # the seed's bound
+
+
 class Probe(SecretRef):
     password_required: ClassVar[bool] = False
 
@@ -227,6 +241,7 @@ class Playbook(Model):
     seed: Seed = Seed()
     cutover: Cutover
     probe: Probe = Probe()
+    rehearsal: Rehearsal | None = None
     hooks: Hooks = Hooks()
     estimates: Estimates = Estimates()
 

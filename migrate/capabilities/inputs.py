@@ -33,8 +33,8 @@ def secrets_readable(m: Migration) -> None:
         secrets.resolve(m.pb.probe, what="probe.password", aws=m.pb.aws)
 
 
-def ssh_files_exist(m: Migration) -> None:
-    for side in ("source", "target"):
+def ssh_files_exist(m: Migration, sides: tuple[str, ...] = ("source", "target")) -> None:
+    for side in sides:
         ssh = getattr(m.pb, side).ssh
         if ssh is None:
             continue
@@ -56,8 +56,10 @@ def servers_accept_login(m: Migration) -> None:
 
 def check(m: Migration, command: str) -> None:
     state_dir_writable(m.pb.run_dir)
-    if command in ("plan", "start", "cutover", "rollback"):
+    if command in ("plan", "start", "cutover", "rollback", "rehearse"):
         secrets_readable(m)
-    if command == "start":
-        ssh_files_exist(m)
+    if command == "rehearse":
+        m.rehearsal_password  # noqa: B018 - resolving is the check (m.rehearsal refuses a missing section)
+    if command in ("start", "rehearse"):
+        ssh_files_exist(m, ("source", "target", "rehearsal") if command == "rehearse" else ("source", "target"))
         servers_accept_login(m)

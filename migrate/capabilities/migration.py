@@ -26,6 +26,7 @@ class Migration:
     _host: executors.Executor | None = field(default=None, repr=False)
     _servers: dict[str, Server] = field(default_factory=dict, repr=False)
     _source_host: executors.Executor | None = field(default=None, repr=False)
+    _rehearsal_host: executors.Executor | None = field(default=None, repr=False)
 
     @cached_property
     def store(self) -> Store:
@@ -63,6 +64,19 @@ class Migration:
     def replication_password(self) -> SecretStr:
         return secrets.resolve(self.pb.replication, what="replication.password", aws=self.pb.aws)
 
+    @cached_property
+    def rehearsal_password(self) -> SecretStr:
+        return secrets.resolve(self.rehearsal, what="rehearsal.password", aws=self.pb.aws)
+
+    @property
+    def rehearsal(self):
+        """The playbook's `rehearsal:` section; refused when there is none."""
+        if self.pb.rehearsal is None:
+            raise BadInput("the playbook has no rehearsal: section: `migrate rehearse` needs a server of its own",
+                           hint="add a rehearsal: section (server, ssh, datadir, service, seed, repoint); "
+                                "playbooks/ has an example")
+        return self.pb.rehearsal
+
     def source_endpoint(self) -> Endpoint:
         host, port = self.source_address
         return _endpoint(host, port, self.pb.source.user, self.source_password, self.pb.source.tls, "source",
@@ -71,6 +85,10 @@ class Migration:
     def target_endpoint(self) -> Endpoint:
         t = self.pb.target
         return _endpoint(t.host, t.port, t.user, self.target_password, t.tls, "target")
+
+    def rehearsal_endpoint(self) -> Endpoint:
+        r = self.rehearsal
+        return _endpoint(r.host, r.port, r.user, self.rehearsal_password, r.tls, "rehearsal")
 
     @property
     def source_host_for_target(self) -> tuple[str, int]:
@@ -92,6 +110,10 @@ class Migration:
             if name == "source":
                 self._servers[name] = Server("source", self.source_endpoint, self.source_address,
                                              rds=self.pb.source.kind == "rds", wait_s=wait_s)
+            elif name == "rehearsal":
+                r = self.rehearsal
+                self._servers[name] = Server("rehearsal", self.rehearsal_endpoint, (r.host, r.port), rds=False,
+                                             wait_s=wait_s)
             else:
                 t = self.pb.target
                 self._servers[name] = Server("target", self.target_endpoint, (t.host, t.port), rds=False,
@@ -141,10 +163,18 @@ class Migration:
             self._source_host = executors.for_host(self.pb.source.ssh, label="source host")
         return self._source_host
 
+    @property
+    def rehearsal_host(self) -> executors.Executor:
+        """The rehearsal server's host over SSH, or this machine when rehearsal.ssh is null."""
+        if self._rehearsal_host is None:
+            self._rehearsal_host = executors.for_host(self.rehearsal.ssh, label="rehearsal host")
+        return self._rehearsal_host
+
     def close(self) -> None:
-        if self._source_host is not None:
-            self._source_host.close()
-            self._source_host = None
+        for host in (self._source_host, self._rehearsal_host):
+            if host is not None:
+                host.close()
+        self._source_host = self._rehearsal_host = None
         for server in self._servers.values():
             server.close()
         if self._host is not None:

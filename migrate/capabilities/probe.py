@@ -142,6 +142,10 @@ class Probe:
         self._thread = threading.Thread(target=self._loop, name=f"probe-{self.run_id}", daemon=True)
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def stop(self, settle_s: float = 0.5, max_wait_s: float = 30.0) -> ProbeResult:
         """Keep writing until writes have succeeded for `settle_s` after this call (at most `max_wait_s`),
         so a lockout at the end of the window is measured rather than cut off; then stop."""

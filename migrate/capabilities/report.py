@@ -24,19 +24,23 @@ PNG_NAME = "timeline.png"
 
 def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: dict[str, Any] | None,
                  facts: dict[str, Any], resumed_block: dict[str, Any] | None = None,
-                 latest: bool = True, probe_times: tuple[list[float], list[float]] = ([], [])) -> tuple[Path, Path]:
+                 latest: bool = True, probe_times: tuple[list[float], list[float]] = ([], []),
+                 prediction: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write the run's own report.json and report.md (0600, atomically) under `run_dir/runs/`, and, when
     `latest`, the same as `run_dir`'s report (what `migrate report` shows); return the paths written last.
 
     `run` is `RunResult.as_dict()`, `probe` is `ProbeResult.as_dict()` (None when no probe ran);
     `resumed_block`: the write block an earlier run of the same attempt took (see `resumed_gap`);
     `probe_times`: when the probe's writes were acknowledged and when its attempts failed (epoch s), for the
-    timeline PNG drawn beside each report (timeline.py)."""
+    timeline PNG drawn beside each report (timeline.py); `prediction`: a rehearsal's prediction of the cutover's
+    write downtime (prediction.py), or, in a cutover's report, the latest rehearsal's beside the measurement."""
     run_dir = ensure_private_dir(Path(run_dir))
     own = ensure_private_dir(run_dir / "runs" / f"{workflow}-{run.get('run_id')}")
     paths = [(own / JSON_NAME, own / MD_NAME)] + ([(run_dir / JSON_NAME, run_dir / MD_NAME)] if latest else [])
     for json_path, md_path in paths:
         report = _report(workflow, run, probe, facts, resumed_block, json_path, md_path)
+        if prediction is not None:
+            report["prediction"] = prediction
         if timeline.draw(json_path.parent / PNG_NAME, report, *probe_times):
             report["files"]["timeline"] = str(json_path.parent / PNG_NAME)
         write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
@@ -87,6 +91,17 @@ def list_runs(run_dir: Path) -> list[dict[str, Any]]:
                 "status": r.get("status"), "generated_at": r.get("generated_at"),
                 "write_downtime_ms": (r.get("write_downtime") or {}).get("longest_gap_ms")}))
     return [run for _, run in sorted(found, key=lambda x: x[0])]
+
+
+def latest_prediction(run_dir: Path) -> dict[str, Any] | None:
+    """The prediction of the newest rehearsal that finished, naming its run; None when there is none."""
+    for run in reversed(list_runs(run_dir)):
+        if run["workflow"] == "rehearse" and run["status"] == "done":
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads((Path(run_dir) / "runs" / run["run"] / JSON_NAME).read_text())
+                if data.get("prediction"):
+                    return {**data["prediction"], "rehearsal_run": run["run"], "rehearsed_at": run["generated_at"]}
+    return None
 
 
 def _run_dir(run_dir: Path, run: str) -> Path:
@@ -161,6 +176,13 @@ def summary(report: dict[str, Any]) -> str:
             text += f"{_num(lost)} of {_num(wd['acknowledged'])} acknowledged writes {'LOST' if lost else 'lost'}"
         if not wd["ended_acknowledging"]:
             text += "\nwrites were still failing when the probe stopped"
+    p = report.get("prediction")
+    if p:
+        text += f"\npredicted write downtime {_num(p['write_downtime_ms'])} ms" + (
+            f" (rehearsal {p['rehearsal_run']})" if p.get("rehearsal_run") else "") + (
+            f", measured {_num(p['measured_ms'])} ms" if p.get("measured_ms") is not None else "") + (
+            f", error {p['error_ms']:+.0f} ms" if p.get("error_ms") is not None else "") + (
+            f"; {len(p['untimed'])} part(s) of the window not timed (named in the report)" if p.get("untimed") else "")
     files = report.get("files", {})
     where = "".join(f"; {what}: {files[key]}" for what, key in (("report", "markdown"), ("timeline", "timeline"))
                     if files.get(key))
@@ -179,7 +201,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {_cell(step.get('name'))} | {_cell(step.get('status'))} | "
                      f"{_cell(_num(step.get('duration_s'), 2))} | {_cell(step.get('message'))} |")
     downtime = _downtime_md(report["write_downtime"], report.get("probe")) if report["workflow"] != "start" else []
-    lines += ["", *downtime, "", "## Facts", ""]
+    lines += ["", *downtime]
+    if report.get("prediction"):
+        lines += ["", *_prediction_md(report["prediction"])]
+    lines += ["", "## Facts", ""]
     facts = report.get("facts") or {}
     if facts:
         lines += ["| fact | value |", "|---|---|"]
@@ -237,6 +262,25 @@ def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
     lines += ["| count | during | code | message |", "|---:|---|---|---|"]
     lines += [f"| {e['count']} | {_cell(e.get('during'))} | {_cell(e.get('code'))} | {_cell(e.get('message'))} |"
               for e in errors]
+    return lines
+
+
+def _prediction_md(p: dict[str, Any]) -> list[str]:
+    lines = ["## Predicted write downtime of the cutover", ""]
+    if p.get("rehearsal_run"):
+        lines.append(f"From the rehearsal `{p['rehearsal_run']}` ({p.get('rehearsed_at')}).")
+    lines.append(f"**{_num(p['write_downtime_ms'])} ms predicted**: {p['how']}.")
+    if "measured_ms" in p:
+        error = "" if p.get("error_ms") is None else (
+            f"; error {p['error_ms']:+.0f} ms ({_num(p.get('error_pct'))} %), "
+            f"{'within' if p.get('within_goal') else 'OUTSIDE'} the goal (25 % or 100 ms, whichever is larger)")
+        lines.append(f"**{_num(p['measured_ms'])} ms measured** by this run's probe{error}.")
+    lines += ["", "| part of the window | ms | where the figure comes from |", "|---|---:|---|",
+              f"| the drill's measured write gap | {_num(p['drill_gap_ms'])} | its probe, timed for real |"]
+    lines += [f"| {_cell(t['term'])} | {_num(t['ms']) if t['ms'] is not None else 'not timed'} | "
+              f"{_cell(t['source'])} |" for t in p["terms"]]
+    if p.get("untimed"):
+        lines += ["", "Not in the figure (named, not timed): " + "; ".join(p["untimed"]) + "."]
     return lines
 
 

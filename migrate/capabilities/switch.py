@@ -125,7 +125,7 @@ class AppEndpoint:
 class Switch:
     """One switch of the application from `old` to `new`."""
 
-    workflow: str  # cutover | rollback
+    workflow: str  # cutover | rollback | rehearse
     old: Server
     new: Server
     new_from_old: Link  # how `new` replicates from `old` until the switch
@@ -140,6 +140,11 @@ class Switch:
     events: list[str] = field(default_factory=list)  # schema.event enabled on the primary, kept off on replicas
     probe_gate: Callable[[float], str | None] | None = None  # None: acknowledging throughout; else why not
     before_hook: Callable[[], None] | None = None
+
+    @property
+    def drill(self) -> bool:
+        """A rehearsal: production's phase record (where the application writes) is never touched."""
+        return self.workflow == "rehearse"
 
     def close(self) -> None:
         self.old.close()

@@ -178,7 +178,7 @@ class Runner:
     def __init__(self, store: Store, workflow: str, steps: Sequence[Step], *, rollback_on_failure: bool,
                  resume_hint: str | None = None, undo_hint: str | None = None, linear: bool = False,
                  guard: Callable[[dict[str, Any]], None] | None = None,
-                 on_done: Callable[[RunContext], None] | None = None):
+                 on_done: Callable[[RunContext], None] | None = None, past_no_return_hint: str | None = None):
         names = [s.name for s in steps]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate step names in {workflow}: {names}")
@@ -191,6 +191,9 @@ class Runner:
         self.linear = linear
         self.guard = guard
         self.on_done = on_done
+        self.past_no_return_hint = past_no_return_hint or ("the application already uses the new primary: do not "
+                                                           "roll back blindly; fix the cause, then rerun the same "
+                                                           "command to finish")
         self.run_id = uuid.uuid4().hex[:12]
         self.attempt = self.run_id
         self.resumed = False
@@ -406,8 +409,7 @@ class Runner:
                 raise StepFailed(
                     f"{self.workflow}: step {step.name} failed after the point of no return "
                     f"({passed_no_return[0].name}): {outcome.message}",
-                    hint=_then(outcome, "the application already uses the new primary: do not roll back "
-                                        "blindly; fix the cause, then rerun the same command to finish"))
+                    hint=_then(outcome, self.past_no_return_hint))
             raise StepFailed(f"{self.workflow}: step {step.name} failed: {outcome.message}",
                              hint=_then(outcome, self.resume_hint or f"fix the cause, then rerun `migrate "
                                                                      f"{self.workflow}`: it resumes from this step"))

@@ -10,6 +10,7 @@ from migrate.sandbox import procs
 
 BACKEND = "mysql"
 SERVER = "db"
+REHEARSAL_BACKEND = "rehearsal"  # the fire drill's own endpoint: `migrate rehearse` moves it, never BACKEND
 
 
 @dataclass
@@ -17,6 +18,7 @@ class HaproxyServer:
     base: Path
     port: int  # where the application connects
     backend_port: int  # the database behind it (the source, at first)
+    rehearsal_port: int | None = None  # the rehearsal's endpoint (REHEARSAL_BACKEND -> the source, at first)
 
     @property
     def admin_socket(self) -> Path:
@@ -45,7 +47,14 @@ frontend app_db
 
 backend {BACKEND}
     server {SERVER} 127.0.0.1:{self.backend_port}
-""")
+""" + ("" if self.rehearsal_port is None else f"""
+frontend rehearsal_db
+    bind 127.0.0.1:{self.rehearsal_port}
+    default_backend {REHEARSAL_BACKEND}
+
+backend {REHEARSAL_BACKEND}
+    server {SERVER} 127.0.0.1:{self.backend_port}
+"""))
 
     def start(self) -> None:
         if self.running():
@@ -53,7 +62,8 @@ backend {BACKEND}
         self.admin_socket.unlink(missing_ok=True)
         procs.spawn([procs.find_program("haproxy"), "-db", "-f", str(self.config)],
                     log_path=self.base / "haproxy.log", pid_path=self.base / "haproxy.pid")
-        procs.wait_until(lambda: procs.port_open(self.port) and self.admin_socket.exists(), timeout=15,
+        procs.wait_until(lambda: procs.port_open(self.port) and self.admin_socket.exists()
+                         and (self.rehearsal_port is None or procs.port_open(self.rehearsal_port)), timeout=15,
                          what=f"HAProxy on port {self.port}", log_path=self.base / "haproxy.log")
 
     def running(self) -> bool:

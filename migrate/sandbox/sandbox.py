@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from migrate.runner import RunContext, Runner, RunResult, Step, Store
 from migrate.runner.store import ensure_private_dir, write_atomic
 from migrate.sandbox import procs, rds, sample_data
 from migrate.sandbox.aws import INSTANCE_ID, RECORD, MotoServer
-from migrate.sandbox.haproxy import BACKEND, SERVER, HaproxyServer
+from migrate.sandbox.haproxy import BACKEND, REHEARSAL_BACKEND, SERVER, HaproxyServer
 from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
 from migrate.sandbox.sshd import SshServer
 from migrate.sandbox.tls import make_certificates
@@ -37,7 +38,7 @@ MANIFEST = "sandbox.json"
 MASTER_USER = "admin"
 TARGET_USER = "root"
 SECRETS = ("source", "target", "repl", "app", "owner", "rdsadmin", "rdsrepl")
-COMPONENTS = ("source", "replica", "target", "ssh", "haproxy", "aws")
+COMPONENTS = ("source", "replica", "target", "ssh", "haproxy", "aws", "rehearsal", "haproxy_rehearsal")
 
 
 @dataclass
@@ -104,12 +105,21 @@ class Sandbox:
                                       **self._tls_options()})
 
     @property
+    def rehearsal(self) -> MariaDBServer:
+        """The fire drill's server: an empty datadir until `migrate rehearse` clones the target into it, so
+        its root account is the target's (root.pw is a copy of the target's)."""
+        return MariaDBServer("rehearsal", self.dir / "rehearsal", self.ports["rehearsal"], server_id=4,
+                             options={"read-only": "1", "log-slave-updates": "1", **self.PARALLEL_APPLY,
+                                      **self._tls_options()})
+
+    @property
     def ssh(self) -> SshServer:
         return SshServer(self.dir / "ssh", self.ports["ssh"])
 
     @property
     def haproxy(self) -> HaproxyServer:
-        return HaproxyServer(self.dir / "haproxy", self.ports["haproxy"], self.ports["source"])
+        return HaproxyServer(self.dir / "haproxy", self.ports["haproxy"], self.ports["source"],
+                             self.ports.get("haproxy_rehearsal"))
 
     @property
     def aws(self) -> MotoServer:
@@ -254,6 +264,24 @@ class ReplicaFollowsSource(_SandboxStep):
         return f"replica server on 127.0.0.1:{self.sb.ports['replica']} follows the source from {first}"
 
 
+class RehearsalHost(_SandboxStep):
+    name = "rehearsal_host"
+
+    def describe(self) -> str:
+        return (f"prepare the rehearsal server's place on the EC2 host (127.0.0.1:{self.sb.ports['rehearsal']}): an "
+                "empty datadir that `migrate rehearse` fills with a clone of the target")
+
+    def done(self, ctx: RunContext) -> bool:
+        return self.sb.rehearsal.datadir.is_dir() and self.sb.rehearsal.root_password_file.exists()
+
+    def run(self, ctx: RunContext) -> str:
+        r = self.sb.rehearsal
+        for d in (r.base, r.datadir, r.tmpdir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_secret(r.root_password_file, self.sb.target.root_password_file.read_text().strip())
+        return f"rehearsal datadir {r.datadir} ready (empty until the first `migrate rehearse`)"
+
+
 class StartSsh(_SandboxStep):
     name = "ssh_host"
 
@@ -328,7 +356,8 @@ class StartHaproxy(_SandboxStep):
     def run(self, ctx: RunContext) -> str:
         self.sb.haproxy.prepare()
         self.sb.haproxy.start()
-        return f"application endpoint 127.0.0.1:{self.sb.haproxy.port} routes to the source (backend {BACKEND})"
+        return (f"application endpoint 127.0.0.1:{self.sb.haproxy.port} routes to the source (backend {BACKEND}); "
+                f"the rehearsal's endpoint 127.0.0.1:{self.sb.haproxy.rehearsal_port} too (backend {REHEARSAL_BACKEND})")
 
 
 class WritePlaybook(_SandboxStep):
@@ -356,6 +385,8 @@ class WritePlaybook(_SandboxStep):
 
 def playbook_dict(sb: Sandbox) -> dict[str, Any]:
     ssh = sb.ssh
+    target_ssh = {"host": "127.0.0.1", "port": ssh.port, "user": ssh.user, "key_file": str(ssh.client_key),
+                  "known_hosts": str(ssh.known_hosts)}
     return {
         "name": "sandbox",
         "state_dir": str(sb.dir / "state"),
@@ -365,8 +396,7 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
                    "user": MASTER_USER, "password_file": str(sb.secret_file("source")), "tls": {"mode": "disabled"}},
         "target": {"host": "127.0.0.1", "port": sb.ports["target"], "user": TARGET_USER,
                    "password_file": str(sb.secret_file("target")), "tls": {"mode": "disabled"},
-                   "ssh": {"host": "127.0.0.1", "port": ssh.port, "user": ssh.user, "key_file": str(ssh.client_key),
-                           "known_hosts": str(ssh.known_hosts)},
+                   "ssh": target_ssh,
                    "datadir": str(sb.target.datadir)},
         "replication": {"user": "repl", "password_file": str(sb.secret_file("repl"))},
         "seed": {"method": "dump", "tool": "auto", "threads": 4, "databases": None, "consistency": "auto",
@@ -377,13 +407,27 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
                                                                  "backend": BACKEND, "server": SERVER}}},
         "probe": {"enabled": True, "rate": 50, "host": "127.0.0.1", "port": sb.ports["haproxy"],
                   "user": sample_data.APP_USER, "password_file": str(sb.secret_file("app"))},
+        "rehearsal": rehearsal_dict(sb, target_ssh),
     }
+
+
+def rehearsal_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
+    """The rehearsal server on the same EC2 host as the target, cloned from it, behind HAProxy's second backend."""
+    control = f"{sys.executable} -m migrate sandbox server {{}} --dir {sb.dir} --name rehearsal"
+    return {"host": "127.0.0.1", "port": sb.ports["rehearsal"], "user": TARGET_USER,
+            "password_file": str(sb.secret_file("target")), "tls": {"mode": "disabled"}, "ssh": ssh,
+            "datadir": str(sb.rehearsal.datadir),
+            "service": {"stop": control.format("stop"), "start": control.format("start")},
+            "seed": "clone_target",
+            "repoint": {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket),
+                                                         "backend": REHEARSAL_BACKEND, "server": SERVER}},
+            "probe_host": "127.0.0.1", "probe_port": sb.ports["haproxy_rehearsal"], "teardown": False}
 
 
 def up_steps(sb: Sandbox) -> list[Step]:
     return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "replica"),
             ReplicaFollowsSource(sb), StartServer(sb, "target"),
-            PrepareTarget(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
+            PrepareTarget(sb), RehearsalHost(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -438,13 +482,16 @@ def status(directory: Path) -> dict[str, Any]:
                 entry["version"] = root.value("SELECT VERSION()")
             entry["dialect"] = dialect.name + (" (RDS-like)" if name == "source" else "")
         components[name] = entry
+    r = sb.rehearsal
+    components["rehearsal"] = {"running": r.running(), "address": f"127.0.0.1:{r.port}",
+                               "seeded": (r.datadir / "mysql").is_dir(), "optional": True}
     components["ssh"] = {"running": sb.ssh.running(), "address": f"127.0.0.1:{sb.ssh.port}",
                          "known_hosts": str(sb.ssh.known_hosts)}
     components["haproxy"] = {"running": sb.haproxy.running(), "address": f"127.0.0.1:{sb.haproxy.port}",
                              "admin_socket": str(sb.haproxy.admin_socket)}
     components["aws"] = {"running": sb.aws.running(), "endpoint_url": sb.aws.endpoint_url}
     return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "components": components,
-            "all_running": all(c["running"] for c in components.values())}
+            "all_running": all(c["running"] for c in components.values() if not c.get("optional"))}
 
 
 def down(directory: Path) -> list[str]:
@@ -456,7 +503,8 @@ def down(directory: Path) -> list[str]:
         raise BadInput(f"{directory} is not a sandbox (no {MANIFEST}); refusing to delete it")
     sb = Sandbox.open(directory)
     stopped = []
-    for name, component in (("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh), ("target", sb.target),
+    for name, component in (("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh),
+                            *((("rehearsal", sb.rehearsal),) if "rehearsal" in sb.ports else ()), ("target", sb.target),
                             ("replica", sb.replica), ("source", sb.source)):
         try:
             component.stop()

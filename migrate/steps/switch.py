@@ -216,13 +216,20 @@ class BlockWrites(SwitchStep):
                   if item not in taken]
         ctx.facts["revoked"] = taken
         ctx.facts.setdefault("blocked_at", time.time())  # from here on writes may fail: the downtime starts
-        ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
-        phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}", phase=phase.SWITCHING[sw.workflow],
-                     attempt=ctx.attempt, workflow=sw.workflow, app_on=sw.old.name, writable=[])
+        if not sw.drill:
+            ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
+            phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}",
+                         phase=phase.SWITCHING[sw.workflow], attempt=ctx.attempt, workflow=sw.workflow,
+                         app_on=sw.old.name, writable=[])
         ctx.save(durable=True)  # the grants to give back must outlive even a power loss; the writes still flow
+        began = time.monotonic()
         write_block.revoke(s, held, log_to_binlog=sw.old.rds)
+        revoked = time.monotonic()
         ctx.checkpoint("write privileges revoked; killing the application's sessions")
         killed = write_block.kill_and_wait(s, sw.app_users, sw.timeout_s)
+        # What the rehearsal's prediction scales from: how long each part took, for how many grants and sessions.
+        ctx.facts["block_timing"] = {"grants": len(held), "revoke_ms": round((revoked - began) * 1000, 1),
+                                     "sessions": killed, "kill_ms": round((time.monotonic() - revoked) * 1000, 1)}
         names = sorted({g.account for g in held})
         return (f"writes blocked on {sw.old.name}: {sum(len(g.write_privileges()) for g in held)} write privilege(s) "
                 f"revoked from {', '.join(names) or 'no account'}, {killed} session(s) killed and gone")
@@ -234,7 +241,7 @@ class BlockWrites(SwitchStep):
         with self.sw.old.session() as s:
             write_block.give_back(s, taken, log_to_binlog=self.sw.old.rds)
         before = ctx.facts.get("phase_before")
-        if before:
+        if before and not self.sw.drill:
             phase.write(ctx.state, phase.Phase(**{**before, "history": []}), why=f"{self.sw.workflow} undone")
         return (f"write privileges given back on {self.sw.old.name} ({len(taken)} grant(s)): the application can "
                 "write there again")
@@ -392,8 +399,9 @@ class Repoint(SwitchStep):
         ctx.facts["repointed"] = True
         ctx.facts.setdefault("repointed_at", time.time())
         sw.app.follow(sw.new)
-        phase.update(ctx.state, f"{sw.workflow} repointed the application to {sw.new.name}", app_on=sw.new.name,
-                     writable=[sw.new.name])
+        if not sw.drill:
+            phase.update(ctx.state, f"{sw.workflow} repointed the application to {sw.new.name}",
+                         app_on=sw.new.name, writable=[sw.new.name])
         ctx.save()
 
     def rollback(self, ctx: RunContext) -> str | None:
@@ -401,7 +409,9 @@ class Repoint(SwitchStep):
         sentence = sw.repointer.point_to(*sw.old.address)
         ctx.facts["repointed"] = False
         sw.app.follow(sw.old)
-        phase.update(ctx.state, f"{sw.workflow} pointed the application back to {sw.old.name}", app_on=sw.old.name)
+        if not sw.drill:
+            phase.update(ctx.state, f"{sw.workflow} pointed the application back to {sw.old.name}",
+                         app_on=sw.old.name)
         return f"application endpoint back on {sw.old.name}: {sentence}"
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from migrate.adapters.db import connect
-from migrate.capabilities import grants, host_inspector, inspector, phase, rds_inspector, replication
+from migrate.capabilities import grants, host_inspector, inspector, phase, rds_inspector, replication, report
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.replication import SERVICE_TABLES
@@ -34,7 +34,8 @@ def run(m: Migration, *, allow_nonempty_target: bool = False) -> dict[str, Any]:
     finally:
         m.close()
     est = estimate(facts.source.data_bytes if facts.source else 0,
-                   facts.source.binlog_bytes_per_s if facts.source else 0.0, m.pb.estimates, m.pb.cutover.stable_for_s)
+                   facts.source.binlog_bytes_per_s if facts.source else 0.0, m.pb.estimates, m.pb.cutover.stable_for_s,
+                   report.latest_prediction(m.pb.run_dir))
     checks = [_phase(m), *source_checks.checks(facts, est), *rds_checks.checks(facts),
               *target_checks.checks(facts, est, allow_nonempty=allow_nonempty_target), *link_checks.checks(facts),
               *cutover_checks.checks(facts)]

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from migrate import log, secrets
-from migrate.capabilities import hooks, phase, report
+from migrate.capabilities import hooks, phase, prediction, report
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
@@ -141,14 +141,17 @@ def _switch(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
         except MigrateError as exc:  # the report then says the writes were not checked
             log.get().warning("acknowledged writes not checked", server=where, reason=exc.message)
     changed = result is not None or record.get("status") != "refused"
-    run_dict = result.as_dict() if result else _failed_run(record, runner)
+    run_dict = result.as_dict() if result else failed_run(record, runner)
     resumed = report.resumed_gap(facts.get("blocked_at"), facts.get("repointed_at"), started_wall,
                                  wall_of(probe_result.first_ack_at) if probe_result else None)
-    json_path, _ = report.write_report(m.pb.run_dir, workflow=workflow, run=run_dict,
-                                       probe=probe_result.as_dict() if probe_result else None,
+    probe_dict = probe_result.as_dict() if probe_result else None
+    rehearsed = report.latest_prediction(m.pb.run_dir) if workflow == "cutover" else None
+    json_path, _ = report.write_report(m.pb.run_dir, workflow=workflow, run=run_dict, probe=probe_dict,
                                        facts=_facts(m, sw, facts, where), resumed_block=resumed, latest=changed,
                                        probe_times=(probe_result.ack_walls, probe_result.failure_walls)
-                                       if probe_result else ([], []))
+                                       if probe_result else ([], []),
+                                       prediction=prediction.compare(rehearsed, report.write_downtime(
+                                           probe_dict, resumed)["longest_gap_ms"]) if rehearsed else None)
     data = report.load_report(json_path.parent)
     summary = report.summary(data)
     if error is not None:
@@ -210,7 +213,7 @@ def _refuse_undo_after_repoint(m: Migration, sw: Switch) -> None:
                       "there, and undoing it would lose them", hint=f"finish it: `migrate {sw.workflow} -p {m.path}`")
 
 
-def _failed_run(record: dict[str, Any], runner: Runner) -> dict[str, Any]:
+def failed_run(record: dict[str, Any], runner: Runner) -> dict[str, Any]:
     steps = [{"name": n, "status": v.get("status"), "duration_s": v.get("duration_s", 0),
               "message": v.get("message", "")} for n, v in record.get("steps", {}).items()]
     return {"workflow": runner.workflow, "run_id": runner.run_id, "attempt": record.get("attempt"),

@@ -10,6 +10,7 @@ The clone carries the source's `mysql` schema: afterwards the target has the sou
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 import uuid
@@ -34,10 +35,15 @@ class PhysicalPlan:
     workdir: str  # on the target host
     data_bytes: int = 0
     threads: int = 4
+    # The copied server is itself a replica (a rehearsal cloned from the target): return the coordinates in
+    # *its source's* binary log that the backup recorded of it (`--slave-info`), not its own binary log's.
+    of_replica: bool = False
+    keep_previous: bool = True  # keep the replaced datadir aside (a rehearsal's is thrown away)
 
 
-# MariaDB 10.x's mariadb-backup still writes xtrabackup_binlog_info; 11.x renamed it.
+# MariaDB 10.x's mariadb-backup still writes xtrabackup_binlog_info; 11.x renamed it (and the slave info).
 BINLOG_INFO_FILES = ("xtrabackup_binlog_info", "mariadb_backup_binlog_info")
+SLAVE_INFO_FILES = ("xtrabackup_slave_info", "mariadb_backup_slave_info")
 
 
 def tools(dialect: Dialect) -> tuple[str, str]:
@@ -64,19 +70,25 @@ def seed(source_host: Executor, target_host: Executor, plan: PhysicalPlan, progr
         source_host.run(["rm", "-f", cnf], timeout=60, check=False)
     size = int(target_host.run(["du", "-sb", plan.workdir], timeout=300).text.split()[0])
     target_host.run([backup, "--prepare", f"--target-dir={plan.workdir}"], timeout=timeout_s)
-    names = " ".join(shlex.quote(f"{plan.workdir}/{n}") for n in BINLOG_INFO_FILES)
-    position = parse_binlog_info(target_host.run(f"cat {names} 2>/dev/null || true", timeout=60).text)
+    files = SLAVE_INFO_FILES if plan.of_replica else BINLOG_INFO_FILES
+    names = " ".join(shlex.quote(f"{plan.workdir}/{n}") for n in files)
+    recorded = target_host.run(f"cat {names} 2>/dev/null || true", timeout=60).text
+    position = parse_slave_info(recorded) if plan.of_replica else parse_binlog_info(recorded)
     old = _swap_datadir(target_host, plan, backup, timeout_s)
     target_host.run(["rm", "-rf", plan.workdir], timeout=600, check=False)
+    if not plan.keep_previous:
+        target_host.run(["rm", "-rf", old], timeout=600, check=False)
+    kept = f"the previous datadir is kept at {old}" if plan.keep_previous else "the previous datadir was removed"
     return SeedResult(backup, position, time.monotonic() - started, size,
-                      f"{backup} streamed source host -> target host; the previous datadir is kept at {old}")
+                      f"{backup} streamed {source_host.label} -> {target_host.label}; {kept}")
 
 
 def _stream(target_host: Executor, plan: PhysicalPlan, backup: str, extract: str, cnf: str, progress: Progress,
             timeout_s: float) -> None:
     ssh = plan.source_ssh
     remote = shlex.join([backup, f"--defaults-file={cnf}", "--backup", "--stream=xbstream",
-                         f"--datadir={plan.source_datadir}", f"--parallel={plan.threads}", "--target-dir=/tmp"])
+                         f"--datadir={plan.source_datadir}", f"--parallel={plan.threads}", "--target-dir=/tmp",
+                         *(["--slave-info"] if plan.of_replica else [])])
     if ssh.sudo:
         remote = "sudo -n " + remote
     pull = ["ssh", "-i", str(ssh.key_file), "-p", str(ssh.port), "-o", f"UserKnownHostsFile={ssh.known_hosts}",
@@ -111,3 +123,18 @@ def parse_binlog_info(text: str) -> BinlogPosition:
         raise SeedError(f"the backup recorded no binary log position ({text.strip()[:100]!r}): is binary logging on "
                         "at the source?", hint="turn binary logging on at the source and seed again")
     return BinlogPosition(parts[0], int(parts[1]), " ".join(parts[2:]) or None)
+
+
+def parse_slave_info(text: str) -> BinlogPosition:
+    """`mariadb_backup_slave_info` / `xtrabackup_slave_info`: where the copied replica had applied its source's
+    binary log, as `CHANGE MASTER TO MASTER_LOG_FILE='f', MASTER_LOG_POS=n` and, with GTIDs,
+    `SET GLOBAL gtid_slave_pos = '...'` (MariaDB) or `SET GLOBAL gtid_purged='...'` (MySQL)."""
+    file = re.search(r"MASTER_LOG_FILE\s*=\s*'([^']+)'", text, re.I)
+    pos = re.search(r"MASTER_LOG_POS\s*=\s*(\d+)", text, re.I)
+    gtid = re.search(r"(?:gtid_slave_pos|gtid_purged)\s*=\s*'([^']*)'", text, re.I)
+    if not gtid and not (file and pos):
+        raise SeedError(f"the backup recorded no replication coordinates of the copied replica "
+                        f"({text.strip()[:160]!r}): was it replicating when the backup ran?",
+                        hint="check that the target replicates (migrate status), then rehearse again")
+    return BinlogPosition(file.group(1) if file else "", int(pos.group(1)) if pos else 0,
+                          (gtid.group(1) or None) if gtid else None)
