@@ -1,6 +1,6 @@
 """The fire drill's own steps around the switch (`migrate rehearse`):
 
-    seed_rehearsal -> drill_account -> [the cutover's steps, source -> rehearsal, in drill form] ->
+    real_block_allowed -> seed_rehearsal -> drill_account -> [the cutover's steps, source -> rehearsal, in drill form] ->
     production_untouched -> cleanup
 
 The rehearsal server is seeded afresh on every rehearse; the write block acts only on a drill account the
@@ -18,13 +18,13 @@ from pydantic import SecretStr
 
 from migrate import log
 from migrate.adapters.db import Session, connect, quote_account, quote_ident
-from migrate.capabilities import inspector, replication, write_block
+from migrate.capabilities import accounts, inspector, replication, write_block
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.repoint.base import Repointer
 from migrate.capabilities.seed import physical
 from migrate.capabilities.switch import AppEndpoint, Switch
-from migrate.errors import MigrateError, NotBuiltYet, StepFailed
+from migrate.errors import MigrateError, NotBuiltYet, Refused, StepFailed
 from migrate.runner import RunContext, Step
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -40,6 +40,47 @@ class RehearsalStep(Step):
 
     def done(self, ctx: RunContext) -> bool:
         return False  # every rehearse is a new drill: nothing of an earlier one counts
+
+
+class RealBlockAllowed(RehearsalStep):
+    """What the drill cannot do for real, checked as `plan` does, reading only: the cutover's own block would be
+    allowed on the source (its method, the accounts named, their grants revocable, the privileges to revoke and
+    kill) and its repoint can act on the application's endpoint."""
+
+    name = "real_block_allowed"
+    changes_nothing = True
+    timeout_s = 60.0
+
+    def __init__(self, m: Migration, sw: Switch, cutover_repointer: Repointer, blocked: list[str]):
+        super().__init__(m, sw)
+        self.cutover_repointer, self.blocked = cutover_repointer, blocked
+
+    def describe(self) -> str:
+        return (f"check, changing nothing: the cutover's write block ({self.m.pb.cutover.write_block}) would be "
+                f"allowed on the source for {', '.join(self.blocked) or '(none)'}, and its repoint "
+                f"({self.m.pb.cutover.repoint.method}) can act")
+
+    def run(self, ctx: RunContext) -> str:
+        method = self.m.pb.cutover.write_block
+        if method != "revoke_and_kill":
+            raise Refused(f"cutover.write_block {method} is not built yet: the drill cannot stand in for it",
+                          hint="use write_block: revoke_and_kill")
+        with self.m.source() as s:
+            held = accounts.named(s, self.blocked, what="application account(s)", where="the source",
+                                  fix="fix cutover.app_users (and probe.user) in the playbook")
+            revocable = write_block.revocable(s, held)  # refuses accounts holding roles
+            mine = inspector.global_privileges(s)
+        if not revocable:
+            raise Refused(f"no write privilege to revoke for {', '.join(str(a) for a in held)}: the cutover's block "
+                          "would block nothing", hint="list the application's writing accounts in cutover.app_users")
+        kill = "mysql.rds_kill" if self.sw.old.rds else "KILL"
+        if "GRANT OPTION" not in mine or (not self.sw.old.rds and not mine & {"SUPER", "CONNECTION ADMIN"}):
+            raise Refused(f"{self.m.pb.source.user} on the source cannot revoke and kill other accounts' sessions "
+                          f"(needs GRANT OPTION{'' if self.sw.old.rds else ' and SUPER or CONNECTION ADMIN'})",
+                          hint="run migrate as the RDS master user or an administrative account")
+        repoint = self.cutover_repointer.check()
+        return (f"the cutover's block would revoke {sum(len(g.write_privileges()) for g in revocable)} write "
+                f"privilege(s) of {len(held)} account(s) and {kill} their sessions; its repoint: {repoint}")
 
 
 class SeedRehearsal(RehearsalStep):

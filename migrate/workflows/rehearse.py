@@ -53,9 +53,10 @@ def drill_endpoint(m: Migration, password: str) -> AppEndpoint:
 
 
 def steps(m: Migration, sw: Switch, drill: rehearse_steps.DrillAccount) -> list:
-    return [rehearse_steps.SeedRehearsal(m, sw), drill, *switch_steps.steps(sw),
-            rehearse_steps.ProductionUntouched(m, sw, switch_workflow.app_endpoint(m, "source"),
-                                               for_playbook(m.pb.cutover.repoint)),
+    cutover_repointer = for_playbook(m.pb.cutover.repoint)
+    return [rehearse_steps.RealBlockAllowed(m, sw, cutover_repointer, switch_workflow.blocked_users(m)),
+            rehearse_steps.SeedRehearsal(m, sw), drill, *switch_steps.steps(sw),
+            rehearse_steps.ProductionUntouched(m, sw, switch_workflow.app_endpoint(m, "source"), cutover_repointer),
             rehearse_steps.Cleanup(m, sw, drill)]
 
 

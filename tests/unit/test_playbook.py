@@ -125,7 +125,7 @@ def test_cli_exits_2_for_a_missing_playbook(tmp_path):
 
 
 def test_commands_not_built_yet_say_so_and_exit_2():
-    result = run_migrate("rehearse", "-p", str(ROOT / "playbooks" / "rds-to-ec2.yml"))
+    result = run_migrate("verify", "-p", str(ROOT / "playbooks" / "rds-to-ec2.yml"))
     assert result.returncode == 2 and "not built yet" in result.stdout
 
 
@@ -166,3 +166,21 @@ def test_a_resolved_password_is_masked_when_printed(monkeypatch):
     monkeypatch.setenv("SOURCE_PASSWORD", "masked-pw-1")
     value = secrets.resolve(parse(VALID).source, what="source.password")
     assert "masked-pw-1" not in repr(value) and "masked-pw-1" not in str(value)
+
+
+def test_a_rehearsal_section_has_its_own_server_endpoint_and_seed_and_refuses_what_it_does_not_know():
+    pb = parse(VALID + textwrap.dedent("""\
+        rehearsal:
+          host: 10.0.1.30
+          user: root
+          password_file: /etc/migrate/rehearsal.pw
+          repoint: {method: command, command: {run: "./drill-repoint.sh {host} {port}"}}
+        """))
+    r = pb.rehearsal
+    assert (r.seed, r.drill_user, r.teardown, r.datadir) == ("clone_target", "migrate_drill", False,
+                                                              Path("/var/lib/mysql"))
+    assert parse(VALID).rehearsal is None
+    said = problems(VALID + "rehearsal: {host: h, user: u, password_env: P, seed: snapshot, "
+                            "repoint: {method: command, command: {run: x}}, drill_user: 'a b'}\n")
+    assert "rehearsal.seed" in said and "rehearsal.drill_user" in said
+    assert "rehearsal.repoint" in problems(VALID + "rehearsal: {host: h, user: u, password_env: P}\n")

@@ -32,3 +32,16 @@ def test_nothing_is_drawn_without_step_start_times(tmp_path):
     data = report([])
     data["steps"] = [{"name": "gates", "status": "not_run", "duration_s": 0}]
     assert timeline.draw(tmp_path / "t.png", data, [], []) is None and not (tmp_path / "t.png").exists()
+
+
+def test_a_prediction_is_drawn_beside_the_measured_gap_and_named_in_the_title(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    data = report([("gates", "done", 0.0, 2.0), ("block_writes", "done", 2.0, 0.01), ("repoint", "done", 2.02, 0.01)],
+                  gap=(1.99, 2.03))
+    data["prediction"] = {"write_downtime_ms": 55.0}
+    assert timeline._title(data, data["write_downtime"]).endswith("predicted 55 ms; 0 acknowledged write(s) lost")
+    plain = timeline.draw(tmp_path / "plain.png", {**data, "prediction": None}, [T0, T0 + 3], [])
+    drawn = timeline.draw(tmp_path / "p.png", data, [T0, T0 + 3], [])
+    assert drawn.read_bytes() != plain.read_bytes()
