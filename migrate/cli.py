@@ -294,7 +294,7 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
     say = (lambda text: print(text, file=sys.stderr)) if out.as_json else out.console.print
     result = demo.run(args.dir, rows=args.rows, say=say)
     out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title="demo cutover"),
-                                out.console.print(r["summary"]),
+                                out.console.print(r["summary"], markup=False),
                                 out.console.print(f"sandbox left running: migrate sandbox down --dir {r['sandbox']}")))
     return ExitCode.OK
 
