@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND := noninteractive
 
 .PHONY: demo test test-order deps venv lint sandbox-down clean
 
-demo: deps venv ## a fresh sandbox, start, catch up, cutover under a live probe, the measured report
+demo: deps venv ## a fresh sandbox under a live application: plan, start, status, rehearse, cutover, the summary
 	$(VENV)/bin/migrate --log-level warning demo --dir $(SANDBOX)
 
 test: deps venv ## the whole suite, on real servers the tests start themselves
