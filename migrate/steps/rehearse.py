@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from pydantic import SecretStr
@@ -24,7 +25,7 @@ from migrate.capabilities.migration import Migration
 from migrate.capabilities.repoint.base import Repointer
 from migrate.capabilities.seed import physical
 from migrate.capabilities.switch import AppEndpoint, Switch
-from migrate.errors import MigrateError, NotBuiltYet, Refused, StepFailed
+from migrate.errors import MigrateError, Refused, StepFailed
 from migrate.runner import RunContext, Step
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -88,12 +89,17 @@ class SeedRehearsal(RehearsalStep):
 
     name = "seed_rehearsal"
 
-    def __init__(self, m: Migration, sw: Switch):
+    def __init__(self, m: Migration, sw: Switch, dump: Callable[[], str]):
         super().__init__(m, sw)
         self.timeout_s = m.rehearsal.timeout_s
+        self.dump = dump  # seeds the rehearsal server from the source as `start` seeds the target
 
     def describe(self) -> str:
         r = self.m.rehearsal
+        if r.seed == "dump":
+            return ("point the rehearsal's endpoint at the source; seed the rehearsal server from the source with "
+                    "`start`'s own steps (dump, accounts, events kept disabled, replication from the snapshot's "
+                    "coordinates), under a state of its own, new on every rehearse")
         return (f"point the rehearsal's endpoint at the source; on the rehearsal host, replace {r.datadir} with a "
                 "physical copy of the target taken on the target host (mariadb-backup/xtrabackup --slave-info: RDS "
                 "is not touched), restart it, and make it a read-only replica of the source from where the copied "
@@ -104,10 +110,11 @@ class SeedRehearsal(RehearsalStep):
         if sw.repointer.points_to(*sw.old.address) is not True:
             sw.repointer.point_to(*sw.old.address)  # an earlier drill left it on the rehearsal server
         sw.app.follow(sw.old)
+        sw.new.close()  # its server is about to be seeded again
         if r.seed == "dump":
-            raise NotBuiltYet("rehearsal.seed: dump is not built yet", hint="use rehearsal.seed: clone_target")
+            ctx.checkpoint("the rehearsal's endpoint is on the source; seeding the rehearsal server from the source")
+            return self.dump()
         ctx.checkpoint("the rehearsal's endpoint is on the source; cloning the target")
-        sw.new.close()  # its server is about to restart
         result = physical.seed(self.m.target_host, self.m.rehearsal_host, self._plan(),
                                lambda what, done, total, unit: ctx.progress(what, done=done, total=total, unit=unit),
                                self.timeout_s)

@@ -11,6 +11,7 @@ next one). Its report predicts the real cutover's write downtime (prediction.py)
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 import uuid
 from typing import Any
@@ -24,10 +25,12 @@ from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.switch import AppEndpoint, Switch
 from migrate.errors import MigrateError, Refused
+from migrate.playbook import Target
 from migrate.runner import Runner, RunResult
 from migrate.runner.store import command_line, now_iso
 from migrate.steps import rehearse as rehearse_steps
 from migrate.steps import switch as switch_steps
+from migrate.workflows import start
 from migrate.workflows import switch as switch_workflow
 
 WORKFLOW = "rehearse"
@@ -55,9 +58,30 @@ def drill_endpoint(m: Migration, password: str) -> AppEndpoint:
 def steps(m: Migration, sw: Switch, drill: rehearse_steps.DrillAccount) -> list:
     cutover_repointer = for_playbook(m.pb.cutover.repoint)
     return [rehearse_steps.RealBlockAllowed(m, sw, cutover_repointer, switch_workflow.blocked_users(m)),
-            rehearse_steps.SeedRehearsal(m, sw), drill, *switch_steps.steps(sw),
+            rehearse_steps.SeedRehearsal(m, sw, lambda: seed_by_dump(m)), drill, *switch_steps.steps(sw),
             rehearse_steps.ProductionUntouched(m, sw, switch_workflow.app_endpoint(m, "source"), cutover_repointer),
             rehearse_steps.Cleanup(m, sw, drill)]
+
+
+def as_target(m: Migration) -> Migration:
+    """The migration with the rehearsal server in the target's role, under a name (and state) of its own:
+    `start`'s steps then seed it from the source exactly as they seed the target."""
+    pb, r = m.pb, m.rehearsal
+    target = Target(**{k: getattr(r, k) for k in Target.model_fields})
+    sub = pb.model_copy(update={"name": f"{pb.name}-rehearsal", "target": target, "rehearsal": None,
+                                "seed": pb.seed.model_copy(update={"method": "dump"})})
+    return Migration(sub, path=m.path)
+
+
+def seed_by_dump(m: Migration) -> str:
+    """`rehearsal.seed: dump`: a new `start` of the rehearsal server on every rehearse (its earlier state
+    dropped: the seed replaces the schemas it copies)."""
+    sub = as_target(m)
+    shutil.rmtree(sub.pb.run_dir, ignore_errors=True)
+    result = start.run(sub, allow_nonempty_target=True)
+    seeded = next((s.message for s in result.steps if s.name == "seed"), "")
+    return (f"rehearsal server seeded from the source by `start`'s steps in {result.duration_s:.1f} s "
+            f"({seeded}); it replicates from the source, read_only")
 
 
 def plan(m: Migration) -> list[dict[str, Any]]:

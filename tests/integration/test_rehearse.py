@@ -198,6 +198,37 @@ def test_rehearse_refuses_without_a_rehearsal_section_or_before_start(sb, tmp_pa
     assert drill_accounts(sb) == []
 
 
+def running_rehearsal_server(sb) -> None:
+    """The rehearsal server up, whatever earlier tests left: an empty datadir (the sandbox's, before any clone) is
+    initialized like the target's, with the target's accounts for `migrate` (what a DBA prepares for a dump seed)."""
+    r = sb.rehearsal
+    if (r.datadir / "mysql").is_dir():
+        r.start()
+        return
+    target_root = sb.target.root_password_file.read_text().strip()
+    r.init()
+    with r.root() as root:
+        root.run(root.dialect.create_user("root", sb.secret("target"), "127.0.0.1", if_not_exists=True))
+        root.run("GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+        root.run("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (target_root,))
+    r.root_password_file.write_text(target_root + "\n")
+
+
+def test_a_dump_seeded_rehearsal_with_teardown_leaves_the_rehearsal_server_stopped(sb, tmp_path):
+    running_rehearsal_server(sb)
+    pb = playbook(sb, tmp_path, rehearsal={"seed": "dump", "teardown": True})
+    result = run_migrate("rehearse", "-p", str(pb), "--json")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    steps = {s["name"]: s["message"] for s in json.loads(result.stdout)["report"]["steps"]}
+    assert "seeded from the source by `start`'s steps" in steps["seed_rehearsal"]
+    assert "reset and stopped" in steps["cleanup"]
+    assert not sb.rehearsal.running()
+    admin = HaproxyAdmin(sb.haproxy.admin_socket)
+    assert admin.server_state("rehearsal", SERVER).port == sb.ports["source"]
+    assert drill_accounts(sb) == []
+    assert phase_of(sb).phase == "replicating"
+
+
 def test_the_cutover_after_a_rehearsal_reports_the_prediction_beside_the_measurement(shared, tmp_path):
     sb = shared.get()
     try:
@@ -220,5 +251,8 @@ def test_the_cutover_after_a_rehearsal_reports_the_prediction_beside_the_measure
         assert p["error_ms"] == pytest.approx(predicted - p["measured_ms"], abs=0.11)
         md = Path(report["files"]["markdown"]).read_text()
         assert "ms predicted" in md and "ms measured" in md
+        after = run_migrate("rehearse", "-p", str(pb))  # the drill is for before the cutover: nothing touched
+        assert after.returncode == 1 and "before the cutover" in after.stdout + after.stderr, after.stdout
+        assert drill_accounts(sb) == [] and phase_of(sb).phase == "cut_over"
     finally:
         shared.used_up()
