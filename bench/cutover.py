@@ -9,6 +9,16 @@ between acknowledged orders during the switch, and the load's acknowledged order
 primary; each step's duration.
 
     .venv/bin/python bench/cutover.py [--runs 5] [--tps 500] [--rows 10000]
+
+With --rehearse, the fire drill instead: per run, under the same load, `migrate rehearse --json` (its own
+process), then `migrate cutover --yes`, then `migrate rollback --yes` (back to a phase the next rehearsal runs
+in). Per run: the rehearsal's predicted write downtime beside the cutover's measured one (the probe's longest
+gap, from the cutover's report) with the error and whether it is within the goal (|error| <= max(25% of the
+measurement, 100 ms)); and, measured by the load itself, its longest gap between acknowledged orders during the
+rehearsal beside its longest gap over a window of the same length with no rehearsal (the steady load just
+before it), and what the rehearsal added (goal: <= 100 ms in every run); the rehearsal's steps' durations.
+
+    .venv/bin/python bench/cutover.py --rehearse [--runs 5] [--tps 500] [--rows 10000] [--quiet-s 30]
 """
 
 from __future__ import annotations
@@ -35,6 +45,9 @@ from migrate.workflows import demo, start
 WARMUP_S = 3.0
 SETTLE_S = 1.0
 GOAL = {"median_ms": 100, "max_ms": 300, "lost": 0}
+# Issue 10: the prediction within max(25% of the measurement, 100 ms) of it; the rehearsal adds at most 100 ms
+# to the application's longest write gap.
+REHEARSE_GOAL = {"prediction_error": "abs(error_ms) <= max(0.25 * measured_ms, 100)", "added_load_gap_ms": 100}
 
 
 def switch(sb, workflow: str, app: AppWorkload) -> dict:
@@ -65,7 +78,86 @@ def switch(sb, workflow: str, app: AppWorkload) -> dict:
             "steps_ms": {s["name"]: round((s["duration_s"] or 0) * 1000, 1) for s in report["steps"]},
             "timeline_ms": timeline, "probe_errors": [
                 {k: e.get(k) for k in ("count", "during", "code", "message", "first_at", "last_at")}
-                for e in (report.get("probe") or {}).get("errors", [])][:5]}
+                for e in (report.get("probe") or {}).get("errors", [])][:5],
+            **({"prediction": report["prediction"]} if report.get("prediction") else {})}
+
+
+def rehearse(sb, app: AppWorkload, quiet_since: float) -> dict:
+    """One `migrate rehearse --json`; the load's longest gap during it beside its longest gap over a window of the
+    same length with no rehearsal: the steady load just before it when it had been steady that long (since
+    `quiet_since`), else the steady load just after it."""
+    began_mono = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "migrate", "--log-level", "warning", "rehearse", "-p",
+                             str(sb.playbook_path), "--json"], capture_output=True, text=True)
+    ended_mono = time.monotonic()
+    length = ended_mono - began_mono
+    if quiet_since <= began_mono - length:
+        where, window = "before", (began_mono - length, began_mono)
+    else:
+        time.sleep(length + SETTLE_S)
+        where, window = "after", (ended_mono + SETTLE_S, ended_mono + SETTLE_S + length)
+    _, times = app.snapshot()
+    during, steady = _longest_gap(times, began_mono, ended_mono), _longest_gap(times, *window)
+    load = {"load_longest_gap_ms": round(during * 1000, 1), "load_steady_longest_gap_ms": round(steady * 1000, 1),
+            "load_added_gap_ms": round((during - steady) * 1000, 1), "steady_window": where,
+            "command_s": round(length, 2)}
+    if result.returncode != 0:
+        return {"ok": False, "exit_code": result.returncode, "error": (result.stdout + result.stderr)[-2000:], **load}
+    out = json.loads(result.stdout)
+    report, predicted = out["report"], out["prediction"]
+    return {"ok": True, "run_id": report["run_id"], "predicted_ms": predicted["write_downtime_ms"],
+            "drill_gap_ms": predicted["drill_gap_ms"], "untimed": predicted["untimed"],
+            "terms_ms": {t["term"]: t["ms"] for t in predicted["terms"]},
+            "probe_lost": report["write_downtime"]["lost_acknowledged_writes"], **load,
+            "steps_ms": {s["name"]: round((s["duration_s"] or 0) * 1000, 1) for s in report["steps"]}}
+
+
+def _longest_gap(ack_times: list[float], start: float, end: float) -> float:
+    """The longest interval without an acknowledged order within [start, end], its edges counted."""
+    times = [start, *sorted(t for t in ack_times if start <= t <= end), end]
+    return max(b - a for a, b in zip(times, times[1:], strict=False))
+
+
+def rehearse_run(sb, app: AppWorkload, quiet_s: float) -> dict:
+    """A rehearsal after `quiet_s` of steady load, the cutover it predicts, the rollback that allows the next."""
+    quiet_since = time.monotonic()
+    time.sleep(quiet_s)
+    drill = rehearse(sb, app, quiet_since)
+    if not drill["ok"]:  # the cutover would compare itself with an older rehearsal's prediction
+        return {"ok": False, "rehearse": drill}
+    cut = switch(sb, "cutover", app)
+    back = switch(sb, "rollback", app)
+    run = {"rehearse": drill, "cutover": cut, "rollback": back}
+    if not cut["ok"]:
+        return {"ok": False, **run}
+    tool = cut.get("prediction") or {}
+    measured, predicted = cut["probe_longest_gap_ms"], drill["predicted_ms"]
+    error = predicted - measured
+    return {"ok": True, "predicted_ms": predicted, "measured_ms": measured, "error_ms": round(error, 1),
+            "error_pct": round(100 * error / measured, 1) if measured else None,
+            "within_goal": abs(error) <= max(0.25 * measured, 100),
+            "tool_prediction": {k: tool.get(k) for k in ("rehearsal_run", "measured_ms", "error_ms", "error_pct",
+                                                         "within_goal")},
+            "prediction_of_this_rehearsal": tool.get("rehearsal_run") == f"rehearse-{drill['run_id']}",
+            "load_rehearsal_gap_ms": drill["load_longest_gap_ms"],
+            "load_steady_gap_ms": drill["load_steady_longest_gap_ms"], "load_added_gap_ms": drill["load_added_gap_ms"],
+            "added_within_goal": drill["load_added_gap_ms"] <= REHEARSE_GOAL["added_load_gap_ms"], **run}
+
+
+def rehearse_summary(args, runs: list[dict], load_tps: float) -> dict:
+    ok = [r for r in runs if r["ok"]]
+    return {
+        "bench": "rehearse+cutover+rollback", "runs": args.runs, "ok_runs": len(ok), "target_tps": args.tps,
+        "rows": args.rows, "probe_rate_per_s": 50, "load_tps": round(load_tps, 1),
+        **{key: summary(runs, key) for key in ("predicted_ms", "measured_ms", "error_ms", "error_pct",
+                                               "load_rehearsal_gap_ms", "load_steady_gap_ms", "load_added_gap_ms")},
+        "abs_error_ms_max": max((abs(r["error_ms"]) for r in ok), default=None),
+        "within_goal": [r.get("within_goal") for r in runs],
+        "added_within_goal": [r.get("added_within_goal") for r in runs],
+        "rehearse_steps_ms": {name: summary([{"ok": True, name: r["rehearse"]["steps_ms"].get(name, 0)} for r in ok],
+                                            name) for name in (ok[0]["rehearse"]["steps_ms"] if ok else {})},
+        "goals_met": len(ok) == args.runs and all(r["within_goal"] and r["added_within_goal"] for r in ok),
+        "goal": REHEARSE_GOAL, "detail": runs}
 
 
 def _ts(iso: str) -> float:
@@ -88,7 +180,7 @@ def _timeline(sb, run_id: str, gap_from: str) -> dict:
 
 
 def summary(runs: list[dict], key: str) -> dict:
-    values = [r[key] for r in runs if r["ok"]]
+    values = [r[key] for r in runs if r["ok"] and r[key] is not None]
     return {"median": round(statistics.median(values), 1) if values else None,
             "max": round(max(values), 1) if values else None, "all": values}
 
@@ -99,6 +191,11 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=500)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--rehearse", action="store_true",
+                        help="per run: a rehearsal, the cutover it predicts, a rollback (see the docstring)")
+    parser.add_argument("--quiet-s", type=float, default=30.0,
+                        help="--rehearse: steady load before the first rehearsal; later ones: the previous "
+                             "rehearsal's length and a quarter")
     args = parser.parse_args()
     log.configure("console", "warning")  # logs on stderr; stdout carries only the JSON
     runs = []
@@ -111,12 +208,21 @@ def main() -> None:
                           customers=sample_data.customers_for(args.rows)).start()
         time.sleep(WARMUP_S)
         try:
+            quiet_s = args.quiet_s
             for i in range(args.runs):
+                if args.rehearse:
+                    runs.append(rehearse_run(sb, app, quiet_s))
+                    quiet_s = 1.25 * runs[-1]["rehearse"]["command_s"] + SETTLE_S  # a window as long before the next
+                    print(f"run {i + 1}/{args.runs} rehearse: {json.dumps(runs[-1])}", file=sys.stderr)
+                    continue
                 for workflow in ("cutover", "rollback"):
                     runs.append(switch(sb, workflow, app))
                     print(f"run {i + 1}/{args.runs} {workflow}: {json.dumps(runs[-1])}", file=sys.stderr)
         finally:
             load_result = app.stop()
+    if args.rehearse:
+        print(json.dumps(rehearse_summary(args, runs, load_result.achieved_tps), indent=2))
+        return
     by = {w: [r for r in runs if r["workflow"] == w] for w in ("cutover", "rollback")}
     print(json.dumps({
         "bench": "cutover+rollback", "runs_each": args.runs, "target_tps": args.tps, "rows": args.rows,
