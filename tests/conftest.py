@@ -18,6 +18,7 @@ from migrate.adapters.db import Session, quote_ident
 from migrate.capabilities import replication
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.sandbox import Sandbox
+from tests.helpers import Reusable
 
 BACKEND = os.environ.get("MIGRATE_TEST_BACKEND", "sandbox")
 
@@ -193,3 +194,16 @@ def fresh_sandbox_dir() -> Iterator[Path]:
     if (directory / sandbox_mod.MANIFEST).exists():
         sandbox_mod.down(directory)
     shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def started_module_sandbox() -> Iterator[Reusable]:
+    """A sandbox of the module's own with `migrate start` done, made when a test first asks for it (a test that
+    migrates it for good calls `used_up()`), brought down at the end of the module."""
+    from tests.switching import started_sandbox
+
+    made = Reusable(started_sandbox)
+    try:
+        yield made
+    finally:
+        made.used_up()

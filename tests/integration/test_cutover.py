@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,37 +19,27 @@ from migrate.adapters.db import DatabaseError
 from migrate.capabilities import replication
 from migrate.sandbox import sample_data
 from migrate.sandbox.workload import AppWorkload
-from tests.helpers import Reusable, endpoint_as, fingerprint, open_session, run_migrate, write_playbook
-from tests.switching import app_endpoint, missing_orders, started_sandbox
+from tests.helpers import endpoint_as, fingerprint, open_session, run_migrate, write_playbook
+from tests.switching import app_endpoint, missing_orders
 
 SHOP_KEYS = {"customers": "id", "orders": "id", "order_lines": "order_id"}
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Reusable]:
-    """A sandbox of this module's own with `migrate start` done, made when a test first asks for it."""
-    made = Reusable(started_sandbox)
-    try:
-        yield made
-    finally:
-        made.used_up()
-
-
 @pytest.fixture
-def migrating(shared):
+def migrating(started_module_sandbox):
     """The module's sandbox: the target replicates from the source and the application writes to the source
     (every test below but the last leaves it so, which `assert_untouched` checks)."""
-    return shared.get()
+    return started_module_sandbox.get()
 
 
 @pytest.fixture
-def to_migrate(shared):
+def to_migrate(started_module_sandbox):
     """The module's sandbox, whatever refused or rolled-back cutovers it saw before, for a test that migrates
     it for good; afterwards it is used up."""
     try:
-        yield shared.get()
+        yield started_module_sandbox.get()
     finally:
-        shared.used_up()
+        started_module_sandbox.used_up()
 
 
 def journal_events(sb) -> list[tuple[str, str | None]]:

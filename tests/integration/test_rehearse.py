@@ -12,7 +12,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,26 +21,17 @@ from migrate.capabilities import replication
 from migrate.sandbox import sample_data
 from migrate.sandbox.haproxy import BACKEND, SERVER
 from migrate.sandbox.workload import AppWorkload
-from tests.helpers import Reusable, run_migrate, spawn_migrate, wait_for, write_playbook
-from tests.switching import FAST, app_endpoint, journal, phase_of, started_sandbox
+from tests.helpers import open_session, run_migrate, spawn_migrate, wait_for, write_playbook
+from tests.switching import FAST, app_endpoint, journal, phase_of
 
 # What the issue allows the application's longest write gap to grow by while a rehearsal runs.
 STALL_BOUND_S = 0.100
 RATE = 100  # application orders per second through HAProxy
 
 
-@pytest.fixture(scope="module")
-def shared() -> Iterator[Reusable]:
-    made = Reusable(started_sandbox)
-    try:
-        yield made
-    finally:
-        made.used_up()
-
-
 @pytest.fixture
-def sb(shared):
-    return shared.get()
+def sb(started_module_sandbox):
+    return started_module_sandbox.get()
 
 
 def playbook(sb, tmp_path: Path, **changes) -> Path:
@@ -147,7 +137,7 @@ def test_a_rehearse_killed_in_its_write_block_leaves_production_alone_and_the_ne
         if proc.poll() is None:
             proc.kill()
     # production: the application writes through its endpoint, on the source, its grants as they were
-    with sb.master() as s, app_endpoint_session(sb) as app:
+    with sb.master() as s, open_session(app_endpoint(sb)) as app:
         app.run("CALL shop.place_order(1, 'SKU-0001', 1, 100, @o)")
         assert app.value("SELECT @@port") == sb.ports["source"]
         assert s.value("SELECT COUNT(*) FROM mysql.user WHERE User = 'migrate_drill'") == 1  # left revoked
@@ -157,12 +147,6 @@ def test_a_rehearse_killed_in_its_write_block_leaves_production_alone_and_the_ne
     assert drill_accounts(sb) == []
     runs = json.loads((sb.dir / "state" / "sandbox" / "state.json").read_text())["runs"]["rehearse"]
     assert runs["status"] == "done"
-
-
-def app_endpoint_session(sb):
-    from tests.helpers import open_session
-
-    return open_session(app_endpoint(sb))
 
 
 def test_a_rehearse_whose_repoint_fails_rolls_back_the_drill_and_exits_3(sb, tmp_path):
@@ -229,8 +213,8 @@ def test_a_dump_seeded_rehearsal_with_teardown_leaves_the_rehearsal_server_stopp
     assert phase_of(sb).phase == "replicating"
 
 
-def test_the_cutover_after_a_rehearsal_reports_the_prediction_beside_the_measurement(shared, tmp_path):
-    sb = shared.get()
+def test_the_cutover_after_a_rehearsal_reports_the_prediction_beside_the_measurement(started_module_sandbox, tmp_path):
+    sb = started_module_sandbox.get()
     try:
         pb = playbook(sb, tmp_path)
         rehearsed = run_migrate("rehearse", "-p", str(pb), "--json")
@@ -255,4 +239,4 @@ def test_the_cutover_after_a_rehearsal_reports_the_prediction_beside_the_measure
         assert after.returncode == 1 and "before the cutover" in after.stdout + after.stderr, after.stdout
         assert drill_accounts(sb) == [] and phase_of(sb).phase == "cut_over"
     finally:
-        shared.used_up()
+        started_module_sandbox.used_up()
