@@ -10,7 +10,7 @@ from migrate.errors import MigrateError
 
 
 def checks(f: PlanFacts) -> list[Check]:
-    return [_seed_method(f), _seed_names(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f)]
+    return [_seed_method(f), _seed_names(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f), _rehearsal(f)]
 
 
 def unusual_names(f: PlanFacts) -> list[str]:
@@ -120,3 +120,24 @@ def _probe(f: PlanFacts) -> Check:
     status, text, fix = f.probe
     return {"pass": lambda: passed("cutover.probe", text), "warn": lambda: warn("cutover.probe", text, fix),
             "fail": lambda: fail("cutover.probe", text, fix)}[status]()
+
+
+def _rehearsal(f: PlanFacts) -> Check:
+    r, facts = f.pb.rehearsal, f.extra.get("rehearsal")
+    if r is None or facts is None:
+        return warn("rehearsal", "no rehearsal: section: the cutover cannot be rehearsed (`migrate rehearse`), so "
+                    "its write downtime is an estimate, not a prediction from your own servers",
+                    "add a rehearsal: section (playbooks/rds-to-ec2.yml shows one) and rehearse before the window")
+    ok, said = facts["repoint"]
+    if not ok:
+        return fail("rehearsal", f"the rehearsal's own repoint ({r.repoint.method}) cannot act: {said}",
+                    "fix rehearsal.repoint so the check above passes")
+    tool = "mariadb-backup" if f.target is None or f.target.dialect.is_mariadb else "xtrabackup"
+    if r.seed == "clone_target" and f.host.reachable and not f.host.tools.get(tool):
+        return fail("rehearsal", f"rehearsal.seed clone_target copies the target with {tool}, which is not installed "
+                    "on the target host", f"install {tool} on the target host (and the rehearsal host)")
+    latest = facts["latest"]
+    done = (f"latest rehearsal {latest['rehearsal_run']} ({latest['rehearsed_at']}) predicted "
+            f"{latest['write_downtime_ms']:.0f} ms" if latest else "not rehearsed yet: `migrate rehearse` before "
+            "the window")
+    return passed("rehearsal", f"{r.host}:{r.port} seeded by {r.seed}; its endpoint: {said}; {done}")

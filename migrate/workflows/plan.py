@@ -74,7 +74,7 @@ def gather(m: Migration) -> PlanFacts:
                                   source_port=host_port)
     rds = rds_inspector.inspect(pb.aws, pb.source.rds_instance_id) if pb.source.kind == "rds" else None
     return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
-                     extra={"source_for_target": f"{host_address}:{host_port}",
+                     extra={"source_for_target": f"{host_address}:{host_port}", "rehearsal": _rehearsal(m),
                             "target_address": f"{pb.target.host}:{pb.target.port}",
                             "replication_password_length": len(m.replication_password.get_secret_value()),
                             "replication_login": _replication_login(m) if source and source.repl_grants is not None
@@ -141,6 +141,17 @@ def _target(m: Migration) -> TargetFacts:
                            may_grant_proxy=grants.may_grant_proxy(own),
                            accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())},
                            gtid=inspector.gtid_history(t))
+
+
+def _rehearsal(m: Migration) -> dict[str, Any] | None:
+    """The rehearsal's own repoint can act (read-only), and the latest finished rehearsal, if any."""
+    if m.pb.rehearsal is None:
+        return None
+    try:
+        repoint = True, for_playbook(m.pb.rehearsal.repoint).check()
+    except MigrateError as exc:
+        repoint = False, exc.message
+    return {"repoint": repoint, "latest": report.latest_prediction(m.pb.run_dir)}
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

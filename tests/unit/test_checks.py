@@ -134,3 +134,22 @@ def test_mysql_gtid_history_and_position_compared_as_intervals():
     assert out["replication.gtid_history"].status == "warn" and f"{u2}:1-7" in out["replication.gtid_history"].evidence
     assert out["replication.position"].status == "fail" and f"{u1}:501-899" in out["replication.position"].evidence
     assert link._minus([(1, 10)], [(3, 4), (6, 6), (9, 20)]) == [(1, 2), (5, 5), (7, 8)]
+
+
+def test_the_rehearsal_check_wants_a_section_a_working_repoint_and_the_backup_tool_and_names_the_last_drill():
+    assert by_id(cutover.checks(facts()))["rehearsal"].status == "warn"  # no rehearsal: section
+    pb = parse(VALID + "rehearsal: {host: 10.0.1.30, user: root, password_env: P, "
+                       "repoint: {method: command, command: {run: ./drill.sh}}}\n")
+    with_section = facts(pb=pb, extra={"rehearsal": {"repoint": (True, "drill.sh is /opt/drill.sh"), "latest": None}})
+    c = by_id(cutover.checks(with_section))["rehearsal"]
+    assert c.status == "fail" and "xtrabackup" in c.evidence  # clone_target needs it on the target host
+    host = dataclasses.replace(with_section.host, tools={"xtrabackup": "/usr/bin/xtrabackup"})
+    c = by_id(cutover.checks(dataclasses.replace(with_section, host=host)))["rehearsal"]
+    assert c.status == "pass" and "not rehearsed yet" in c.evidence
+    rehearsed = {"repoint": (True, "ok"), "latest": {"rehearsal_run": "rehearse-r1", "rehearsed_at": "t",
+                                                      "write_downtime_ms": 41.6}}
+    c = by_id(cutover.checks(dataclasses.replace(with_section, host=host, extra={"rehearsal": rehearsed})))["rehearsal"]
+    assert "rehearse-r1" in c.evidence and "42 ms" in c.evidence
+    broken = {"repoint": (False, "no such socket"), "latest": None}
+    assert by_id(cutover.checks(dataclasses.replace(with_section, extra={"rehearsal": broken})))["rehearsal"].status \
+        == "fail"
