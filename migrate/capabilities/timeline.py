@@ -40,7 +40,7 @@ def draw(path: Path, report: dict[str, Any], acks: list[float], failures: list[f
     panels = panels[:, 0]
     predicted = (report.get("prediction") or {}).get("write_downtime_ms")
     for ax in panels:
-        _panel(ax, bars, acks_s, failures_s, gap, predicted)
+        _panel(ax, bars, acks_s, failures_s, gap, predicted, downtime.get("longest_gap_ms"))
     end = max([b[1] + b[2] for b in bars] + acks_s[-1:])
     panels[0].set_xlim(0, max(end, 0.001) * 1.02)
     panels[0].set_title(_title(report, downtime), loc="left", fontsize=10)
@@ -58,7 +58,7 @@ def draw(path: Path, report: dict[str, Any], acks: list[float], failures: list[f
     return path
 
 
-def _panel(ax, bars, acks, failures, gap, predicted_ms: float | None = None) -> None:
+def _panel(ax, bars, acks, failures, gap, predicted_ms: float | None = None, gap_ms: float | None = None) -> None:
     rows = len(bars)
     for i, (_name, start, duration, status) in enumerate(bars):
         ax.broken_barh([(start, max(duration, 0.002))], (rows - i - 0.4, 0.8), color=COLOURS.get(status, "#607d8b"))
@@ -70,7 +70,8 @@ def _panel(ax, bars, acks, failures, gap, predicted_ms: float | None = None) -> 
     if failures:
         ax.plot(failures, [0] * len(failures), "x", color="#c62828", markersize=5, label="failed attempt")
     if gap:
-        ax.axvspan(gap[0], gap[1], color="#c62828", alpha=0.15, label=f"longest write gap {1000 * (gap[1] - gap[0]):.0f} ms")
+        ms = gap_ms if gap_ms is not None else 1000 * (gap[1] - gap[0])  # the report's figure, not the rounded ends
+        ax.axvspan(gap[0], gap[1], color="#c62828", alpha=0.15, label=f"longest write gap {ms:.0f} ms")
     if gap and predicted_ms is not None:  # the prediction drawn from where the measured gap began, to compare
         ax.broken_barh([(gap[0], predicted_ms / 1000)], (-0.75, 0.25), facecolor="none", edgecolor="#6a1b9a",
                        hatch="////", linewidth=0.8, label=f"predicted write downtime {predicted_ms:.0f} ms")
