@@ -27,7 +27,7 @@ COMMANDS = {
     "rehearse": "fire drill: the whole cutover on a rehearsal target, timed, production untouched",
     "cutover": "the timed cutover, in the maintenance window",
     "rollback": "fail back (before the point of no return: undo; after: reverse)",
-    "report": "the latest run's report",
+    "report": "the latest run's report (or --run ID's), and the list of runs",
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
@@ -208,7 +208,8 @@ def _start(m, args: argparse.Namespace, out: Output) -> int:
     result = start.run(m, allow_nonempty_target=args.allow_nonempty_target)
     out.emit(result.as_dict(), lambda r: _render_run(out, r, title=f"start: {m.pb.name}"))
     if not out.as_json:
-        out.console.print(f"next: migrate status -p {m.path} --watch, then migrate cutover -p {m.path}", markup=False)
+        out.console.print(f"next: migrate status -p {m.path} --watch until caught up, then migrate rehearse -p {m.path}, "
+                          f"then migrate cutover -p {m.path}", markup=False)
     return ExitCode.OK
 
 

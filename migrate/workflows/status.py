@@ -67,7 +67,7 @@ def next_command(p: phase.Phase, path: str, *, alive: bool) -> str:
     return {
         "new": f"migrate plan {pb}, then migrate start {pb}",
         "seeding": f"migrate start {pb} (it resumes)",
-        "replicating": f"migrate cutover {pb} once caught up",
+        "replicating": f"once caught up: migrate rehearse {pb} (the fire drill), then migrate cutover {pb}",
         "cutting_over": (f"migrate cutover {pb} to finish it, or migrate rollback {pb} to undo it"
                          if p.app_on == "source" else f"migrate cutover {pb} to finish it"),
         "cut_over": f"migrate rollback {pb} to go back to the source, if needed",
