@@ -25,7 +25,7 @@ PNG_NAME = "timeline.png"
 def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: dict[str, Any] | None,
                  facts: dict[str, Any], resumed_block: dict[str, Any] | None = None,
                  latest: bool = True, probe_times: tuple[list[float], list[float]] = ([], []),
-                 prediction: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                 prediction: dict[str, Any] | None = None, blocked: bool = True) -> tuple[Path, Path]:
     """Write the run's own report.json and report.md (0600, atomically) under `run_dir/runs/`, and, when
     `latest`, the same as `run_dir`'s report (what `migrate report` shows); return the paths written last.
 
@@ -33,16 +33,21 @@ def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: di
     `resumed_block`: the write block an earlier run of the same attempt took (see `resumed_gap`);
     `probe_times`: when the probe's writes were acknowledged and when its attempts failed (epoch s), for the
     timeline PNG drawn beside each report (timeline.py); `prediction`: a rehearsal's prediction of the cutover's
-    write downtime (prediction.py), or, in a cutover's report, the latest rehearsal's beside the measurement."""
+    write downtime (prediction.py), or, in a cutover's report, the latest rehearsal's beside the measurement;
+    `blocked`: whether the run blocked writes at all (a switch refused at its gates never did: the probe's gaps are
+    then its ordinary jitter, and the report says so instead of calling them downtime)."""
     run_dir = ensure_private_dir(Path(run_dir))
-    own = ensure_private_dir(run_dir / "runs" / f"{workflow}-{run.get('run_id')}")
+    own = ensure_private_dir(ensure_private_dir(run_dir / "runs") / f"{workflow}-{run.get('run_id')}")
     paths = [(own / JSON_NAME, own / MD_NAME)] + ([(run_dir / JSON_NAME, run_dir / MD_NAME)] if latest else [])
     for json_path, md_path in paths:
         report = _report(workflow, run, probe, facts, resumed_block, json_path, md_path)
+        report["write_downtime"]["writes_blocked"] = blocked
         if prediction is not None:
             report["prediction"] = prediction
         if timeline.draw(json_path.parent / PNG_NAME, report, *probe_times):
             report["files"]["timeline"] = str(json_path.parent / PNG_NAME)
+        else:  # an earlier run's picture must not pass for this one's
+            (json_path.parent / PNG_NAME).unlink(missing_ok=True)
         write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
         write_atomic(md_path, render_markdown(report))
     return paths[-1]
@@ -89,7 +94,8 @@ def list_runs(run_dir: Path) -> list[dict[str, Any]]:
             found.append(((r.get("generated_at") or "", path.stat().st_mtime_ns), {
                 "run": path.parent.name, "workflow": r.get("workflow"), "run_id": r.get("run_id"),
                 "status": r.get("status"), "generated_at": r.get("generated_at"),
-                "write_downtime_ms": (r.get("write_downtime") or {}).get("longest_gap_ms")}))
+                "write_downtime_ms": (r.get("write_downtime") or {}).get("longest_gap_ms")
+                if (r.get("write_downtime") or {}).get("writes_blocked", True) else None}))
     return [run for _, run in sorted(found, key=lambda x: x[0])]
 
 
@@ -165,6 +171,9 @@ def summary(report: dict[str, Any]) -> str:
         head += f" in {report['duration_s']:.1f} s"
     if not wd["measured"]:
         text = f"{head}: write downtime not measured (no probe ran)"
+    elif not wd.get("writes_blocked", True):
+        text = (f"{head}: writes were never blocked (the probe's longest gap, {_num(wd['longest_gap_ms'])} ms, is its "
+                f"ordinary jitter), {_num(wd['acknowledged'])} acknowledged writes")
     else:
         how = f"longest gap between acknowledged writes, probe at {_rate(wd['probe_rate'])}/s"
         at_least = "" if wd["ended_acknowledging"] else "at least "
@@ -219,6 +228,10 @@ def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
     if not wd["measured"] or probe is None:
         return [*lines, "Not measured: no write probe ran during this run."]
     rate = probe["rate"]
+    if not wd.get("writes_blocked", True):
+        lines += ["Writes were never blocked in this run (it stopped before its write block): there was no write "
+                  f"downtime. The probe's longest gap between acknowledged writes was {_num(wd['longest_gap_ms'])} ms, "
+                  "its ordinary jitter.", ""]
     lines += [
         f"**{_num(wd['longest_gap_ms'])} ms**{'' if wd['ended_acknowledging'] else ' at least'}: the longest "
         f"interval between two acknowledged writes, from {wd['from']} to {wd['to']}.", "",

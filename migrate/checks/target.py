@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.replication import SERVICE_TABLES
 from migrate.checks import Check, fail, listing, on, passed, skipped, warn
 from migrate.checks.facts import PlanFacts
@@ -75,9 +76,12 @@ def _read_only(f: PlanFacts) -> Check:
 
 
 def _empty(f: PlanFacts, allow_nonempty: bool) -> Check:
-    schemas = f.target.user_schemas
+    seeded = set(f.extra.get("seeded_schemas") or [])  # this migration's own seed (after `start`), and its schema
+    own = seeded | {TOOL_SCHEMA} if seeded else set()
+    schemas = [s for s in f.target.user_schemas if s not in own]
     if not schemas:
-        return passed("target.empty", "no user databases")
+        return passed("target.empty", f"only this migration's seed: {listing(sorted(seeded))}" if seeded
+                      else "no user databases")
     check = warn if allow_nonempty else fail
     return check("target.empty", f"user database(s) on the target: {listing(schemas)}",
                  "drop them, or pass --allow-nonempty-target if they are meant to stay (the seed replaces the "

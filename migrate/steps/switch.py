@@ -379,7 +379,7 @@ class Repoint(SwitchStep):
     timeout_s = 60.0
 
     def describe(self) -> str:
-        return self.sw.repointer.describe(*self.sw.new.address) + " (the point of no return)"
+        return self.sw.repointer.describe(*self.sw.new.address)
 
     def done(self, ctx: RunContext) -> bool:
         known = self.sw.repointer.points_to(*self.sw.new.address)

@@ -75,6 +75,7 @@ def gather(m: Migration) -> PlanFacts:
     rds = rds_inspector.inspect(pb.aws, pb.source.rds_instance_id) if pb.source.kind == "rds" else None
     return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
                      extra={"source_for_target": f"{host_address}:{host_port}", "rehearsal": _rehearsal(m),
+                            "seeded_schemas": _seeded(m),
                             "target_address": f"{pb.target.host}:{pb.target.port}",
                             "replication_password_length": len(m.replication_password.get_secret_value()),
                             "replication_login": _replication_login(m) if source and source.repl_grants is not None
@@ -141,6 +142,12 @@ def _target(m: Migration) -> TargetFacts:
                            may_grant_proxy=grants.may_grant_proxy(own),
                            accounts={str(inspector.Account(r["user"], r["host"])) for r in t.run(t.dialect.accounts())},
                            gtid=inspector.gtid_history(t))
+
+
+def _seeded(m: Migration) -> list[str]:
+    """The schemas this migration's `start` copied to the target (none before it began)."""
+    data = m.store.load_state().get("data", {})
+    return list(data.get("seed", {}).get("schemas") or data.get("seed_started") or [])
 
 
 def _rehearsal(m: Migration) -> dict[str, Any] | None:

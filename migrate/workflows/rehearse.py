@@ -125,8 +125,9 @@ def _drill(m: Migration) -> dict[str, Any]:
     again = f"fix the cause, then run `migrate rehearse -p {m.path}` again: it seeds a fresh rehearsal server"
     runner = Runner(m.store, WORKFLOW, steps(m, sw, drill), rollback_on_failure=True, linear=True,
                     guard=_new_attempt, resume_hint=again,
-                    past_no_return_hint=f"the drill had switched its own endpoint (production's is not concerned); "
-                                        f"{again}")
+                    past_no_return_hint="the drill had switched its own endpoint when this failed; if the message "
+                                        "names production (the application's endpoint or grants, the target), act on "
+                                        f"it now; otherwise {again}")
     error: MigrateError | None = None
     result: RunResult | None = None
     counts = {}
@@ -159,7 +160,7 @@ def _drill(m: Migration) -> dict[str, Any]:
             cutover_block=m.pb.cutover.write_block)
     json_path, _ = report.write_report(
         m.pb.run_dir, workflow=WORKFLOW, run=run_dict, probe=probe_result.as_dict() if probe_result else None,
-        facts=_facts(m, sw, facts, counts), prediction=predicted,
+        facts=_facts(m, sw, facts, counts), prediction=predicted, blocked=facts.get("blocked_at") is not None,
         probe_times=(probe_result.ack_walls, probe_result.failure_walls) if probe_result else ([], []))
     data = report.load_report(json_path.parent)
     summary = report.summary(data)

@@ -22,7 +22,7 @@ from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.switch import AppEndpoint, Switch
-from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
+from migrate.errors import BadInput, MigrateError, NeedsHuman, NotBuiltYet, Refused
 from migrate.runner import Runner, RunResult
 from migrate.runner.store import command_line, wall_of
 from migrate.steps import switch as switch_steps
@@ -53,11 +53,19 @@ def blocked_users(m: Migration) -> list[str]:
     return users
 
 
+def refuse_unbuilt_block(m: Migration) -> None:
+    """Never block writes another way than the playbook says: a method not built yet is refused, not replaced."""
+    if m.pb.cutover.write_block != "revoke_and_kill":
+        raise NotBuiltYet(f"cutover.write_block {m.pb.cutover.write_block} is not built yet; nothing was changed",
+                          hint="use write_block: revoke_and_kill")
+
+
 def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe | None = None,
           app: AppEndpoint | None = None) -> Switch:
     """The switch of `workflow` for this migration: who is old and new, and how each replicates from the other."""
-    source, target = m.server("source"), m.server("target")
     c = m.pb.cutover
+    refuse_unbuilt_block(m)
+    source, target = m.server("source"), m.server("target")
     forward = workflow == "cutover"
     before = m.pb.hooks.before_cutover if forward else None
     return Switch(
@@ -79,6 +87,7 @@ def steps(m: Migration, sw: Switch) -> list:
 
 def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
     """The ordered steps with what each would do: --dry-run prints this and changes nothing."""
+    refuse_unbuilt_block(m)
     app = AppEndpoint(m.pb.probe.user or "(probe)", lambda: None, fixed=None, points_at=m.server("source"))
     sw = build(m, workflow, app=app, probe=None)
     sw.probe_gate = (lambda window: None) if m.pb.probe.enabled else None
@@ -88,6 +97,7 @@ def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
 
 def run(m: Migration, workflow: str) -> dict[str, Any]:
     """Whatever `migrate cutover` / `migrate rollback` should do now, decided and done under the run lock."""
+    refuse_unbuilt_block(m)
     try:
         with m.store.locked(command_line()):
             state = m.store.load_state()
@@ -145,13 +155,15 @@ def _switch(m: Migration, workflow: str, now: phase.Phase) -> dict[str, Any]:
     resumed = report.resumed_gap(facts.get("blocked_at"), facts.get("repointed_at"), started_wall,
                                  wall_of(probe_result.first_ack_at) if probe_result else None)
     probe_dict = probe_result.as_dict() if probe_result else None
-    rehearsed = report.latest_prediction(m.pb.run_dir) if workflow == "cutover" else None
+    blocked = facts.get("blocked_at") is not None or resumed is not None
+    rehearsed = report.latest_prediction(m.pb.run_dir) if workflow == "cutover" and blocked else None
     json_path, _ = report.write_report(m.pb.run_dir, workflow=workflow, run=run_dict, probe=probe_dict,
                                        facts=_facts(m, sw, facts, where), resumed_block=resumed, latest=changed,
                                        probe_times=(probe_result.ack_walls, probe_result.failure_walls)
                                        if probe_result else ([], []),
                                        prediction=prediction.compare(rehearsed, report.write_downtime(
-                                           probe_dict, resumed)["longest_gap_ms"]) if rehearsed else None)
+                                           probe_dict, resumed)["longest_gap_ms"]) if rehearsed else None,
+                                       blocked=blocked)
     data = report.load_report(json_path.parent)
     summary = report.summary(data)
     if error is not None:
@@ -214,8 +226,16 @@ def _refuse_undo_after_repoint(m: Migration, sw: Switch) -> None:
 
 
 def failed_run(record: dict[str, Any], runner: Runner) -> dict[str, Any]:
-    steps = [{"name": n, "status": v.get("status"), "duration_s": v.get("duration_s", 0),
-              "message": v.get("message", "")} for n, v in record.get("steps", {}).items()]
+    """A run that ended without a RunResult (refused, rolled back, failed), from its record: its steps in the
+    workflow's order, with when each began (for the timeline)."""
+    order = [s.name for s in runner.steps]
+    names = sorted(record.get("steps", {}), key=lambda n: order.index(n) if n in order else len(order))
+    steps = []
+    for name in names:
+        v = record["steps"][name]
+        steps.append({"name": name, "status": v.get("status"), "duration_s": v.get("duration_s", 0),
+                      "message": v.get("message", ""), **({"started_at": v["started_at"]} if v.get("started_at")
+                                                           else {})})
     return {"workflow": runner.workflow, "run_id": runner.run_id, "attempt": record.get("attempt"),
             "status": record.get("status", "failed"),
             "duration_s": sum(s["duration_s"] or 0 for s in steps), "steps": steps}

@@ -184,3 +184,12 @@ def test_a_rehearsal_section_has_its_own_server_endpoint_and_seed_and_refuses_wh
                             "repoint: {method: command, command: {run: x}}, drill_user: 'a b'}\n")
     assert "rehearsal.seed" in said and "rehearsal.drill_user" in said
     assert "rehearsal.repoint" in problems(VALID + "rehearsal: {host: h, user: u, password_env: P}\n")
+
+
+def test_a_cutover_never_blocks_writes_another_way_than_the_playbook_says(tmp_path):
+    pb = tmp_path / "pb.yml"
+    pb.write_text(VALID.replace("app_users: [app_rw]", "app_users: [app_rw]\n  write_block: read_only")
+                  + f"state_dir: {tmp_path / 'state'}\n")
+    for command in ("cutover", "rollback"):
+        result = run_migrate(command, "-p", str(pb), "--dry-run")
+        assert result.returncode == 2 and "write_block read_only is not built yet" in result.stdout, result.stdout

@@ -46,7 +46,7 @@ def test_report_files_are_private_and_hold_the_measured_downtime(tmp_path):
         "measured": True, "longest_gap_ms": 182.4, "from": "2025-01-01T10:00:10.100Z",
         "to": "2025-01-01T10:00:10.282Z", "failed_attempts": 66, "acknowledged": 1234,
         "lost_acknowledged_writes": 0, "every_acknowledged_write_on_new_primary": True, "probe_rate": 50.0,
-        "ended_acknowledging": True, "resumed_from_block": None}
+        "ended_acknowledging": True, "resumed_from_block": None, "writes_blocked": True}
     assert report["probe"]["attempts"] == 1300
     assert report["facts"]["final_position"] == {"gtid": "0-1-4711"}
 
@@ -158,3 +158,21 @@ def test_every_run_keeps_its_report_and_any_one_can_be_shown(tmp_path):
     with pytest.raises(BadInput, match="no run 'nope'") as exc:
         load_report(run_dir, "nope")
     assert "start-s1, cutover-c1" in exc.value.hint
+
+
+def test_a_run_that_never_blocked_writes_says_so_and_keeps_no_earlier_runs_picture(tmp_path):
+    drawn = RUN | {"steps": [s | {"started_at": "2025-01-01T10:00:10.000Z"} for s in RUN["steps"]]}
+    write_report(tmp_path, workflow="cutover", run=drawn, probe=probe(), facts={},
+                 probe_times=([1735725610.0, 1735725611.0], []))
+    assert load_report(tmp_path)["files"]["timeline"]
+    refused = RUN | {"run_id": "ffffffffffff", "status": "refused"}  # no step began: nothing to draw
+    write_report(tmp_path, workflow="cutover", run=refused, probe=probe(max_gap_ms=25.0), facts={}, blocked=False)
+    latest = load_report(tmp_path)
+    assert "timeline" not in latest["files"] and not (tmp_path / "timeline.png").exists()
+    assert latest["write_downtime"]["writes_blocked"] is False
+    assert "writes were never blocked" in summary(latest) and "write downtime 25" not in summary(latest)
+    assert "no write downtime" in (tmp_path / "report.md").read_text().replace("there was no write", "no write")
+    from migrate.capabilities.report import list_runs
+
+    assert [r["write_downtime_ms"] for r in list_runs(tmp_path)] == [182.4, None]
+    assert stat.S_IMODE((tmp_path / "runs").stat().st_mode) == 0o700
