@@ -124,9 +124,9 @@ class MariaDBServer:
             return
         self.socket.unlink(missing_ok=True)
         self.tmpdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        procs.spawn(self.argv(), log_path=self.base / "stdout.log", pid_path=self.base / "launcher.pid")
+        pid = procs.spawn(self.argv(), log_path=self.base / "stdout.log", pid_path=self.base / "launcher.pid")
         procs.wait_until(lambda: self.socket.exists() and self.answers(), timeout=60,
-                         what=f"MariaDB {self.name} on port {self.port}", log_path=self.log_file)
+                         what=f"MariaDB {self.name} on port {self.port}", log_path=self.log_file, pid=pid)
 
     def running(self) -> bool:
         return procs.alive(procs.read_pid(self.pid_file)) and self.answers()

@@ -124,14 +124,22 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.05, log_path: Path | None = None):
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.05, log_path: Path | None = None,
+               pid: int | None = None):
+    """Until `predicate()` holds; an error with the log's last lines after `timeout`, or at once when the
+    process `pid` (the one being waited for) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
+        if pid is not None and not alive(pid):
+            raise SandboxError(f"{what} exited before it was ready{_tail(log_path)}")
         time.sleep(interval)
-    tail = ""
-    if log_path and log_path.exists():
-        tail = "\n  last log lines:\n    " + "\n    ".join(log_path.read_text(errors="replace").splitlines()[-8:])
-    raise SandboxError(f"{what} not ready within {timeout:g} s{tail}")
+    raise SandboxError(f"{what} not ready within {timeout:g} s{_tail(log_path)}")
+
+
+def _tail(log_path: Path | None) -> str:
+    if not (log_path and log_path.exists()):
+        return ""
+    return "\n  last log lines:\n    " + "\n    ".join(log_path.read_text(errors="replace").splitlines()[-8:])

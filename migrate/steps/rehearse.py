@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from migrate import log
 from migrate.adapters.db import Session, connect, quote_account, quote_ident
+from migrate.adapters.dialect import BinlogPosition
 from migrate.capabilities import accounts, inspector, replication, write_block
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.migration import Migration
@@ -122,6 +123,7 @@ class SeedRehearsal(RehearsalStep):
         with self._wait_server() as s:
             for stmt in s.dialect.set_read_only(True):
                 s.run(stmt)
+            position = applied_position(s, position)
             replication.forget(s)
             how = replication.configure(s, sw.new_from_old, position)
             replication.start(s)
@@ -159,6 +161,17 @@ class SeedRehearsal(RehearsalStep):
                                      hint="check rehearsal.service.start and the server's error log; the copy "
                                           "carries the target's accounts, so rehearsal.user must be one of them") from None
                 time.sleep(0.5)
+
+
+def applied_position(s: Session, recorded: BinlogPosition) -> BinlogPosition:
+    """Where the copy of a MariaDB replica had applied its source's binary log: its own mysql.gtid_slave_pos,
+    written in the same transactions as the rows, so exactly consistent with them. The `--slave-info` text is
+    read beside the copy, not in it: under parallel replication it was measured behind the copied rows (the
+    clone then stopped on duplicate keys). MySQL keeps the recorded coordinates."""
+    if not s.dialect.is_mariadb:
+        return recorded
+    own = s.value("SELECT @@GLOBAL.gtid_slave_pos")
+    return dataclasses.replace(recorded, gtid_set=own) if own else recorded
 
 
 class DrillAccount(RehearsalStep):
