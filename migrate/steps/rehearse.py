@@ -204,10 +204,14 @@ class DrillAccount(RehearsalStep):
         s.run(f"GRANT {DRILL_PRIVILEGES} ON {quote_ident(TOOL_SCHEMA)}.* TO {account}")
         created = inspector.binlog_position(s)
         ctx.checkpoint("drill account created on the source; waiting for the rehearsal server to have it")
-        if replication.wait_applied(sw.new.shared(), created, 60) != "reached":
-            raise StepFailed("the rehearsal server did not apply the drill account's creation within 60 s",
-                             hint="check its replication: migrate status shows the target only; look at SHOW "
-                                  "REPLICA STATUS on the rehearsal server")
+        new = sw.new.shared()
+        if replication.wait_applied(new, created, sw.timeout_s) != "reached":  # within the session's read timeout
+            status = replication.read_status(new)
+            raise StepFailed(f"the rehearsal server did not apply the drill account's creation within "
+                             f"{sw.timeout_s:g} s: IO {status.io_state}, SQL "
+                             f"{'running' if status.sql_running else 'stopped'}"
+                             + (f"; {status.last_error}" if status.last_error else ""),
+                             hint=replication.hint_for(status))
         app_sessions = len(write_block.sessions_of(s, self.m.pb.cutover.app_users))
         endpoint = dataclasses.replace(sw.old.endpoint(), user=self.user, password=SecretStr(self.password),
                                        label="drill session")
