@@ -401,7 +401,7 @@ def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
         "target": lambda c: f"{c.get('dialect', '')}  stands in for MySQL on EC2 (read_only)",
         "ssh": lambda c: f"the target's EC2 host; known_hosts {c['known_hosts']}",
         "haproxy": lambda c: f"the application endpoint; admin socket {c['admin_socket']}",
-        "rehearsal": lambda c: "the fire drill's server" + ("" if c["seeded"] else ", empty until `migrate rehearse`"),
+        "rehearsal": lambda c: f"{c.get('dialect', '')}  the fire drill's server (seeded by `migrate rehearse`)",
         "aws": lambda c: "moto: RDS instance, parameter group, Route53 zone",
     }
     for name, comp in report["components"].items():

@@ -106,8 +106,8 @@ class Sandbox:
 
     @property
     def rehearsal(self) -> MariaDBServer:
-        """The fire drill's server: an empty datadir until `migrate rehearse` clones the target into it, so
-        its root account is the target's (root.pw is a copy of the target's)."""
+        """The fire drill's server, which `migrate rehearse` seeds (a clone of the target, or a dump of the
+        source): its root and migrate's accounts are the target's, whatever the last seed put there."""
         return MariaDBServer("rehearsal", self.dir / "rehearsal", self.ports["rehearsal"], server_id=4,
                              options={"read-only": "1", "log-slave-updates": "1", **self.PARALLEL_APPLY,
                                       **self._tls_options()})
@@ -264,22 +264,33 @@ class ReplicaFollowsSource(_SandboxStep):
         return f"replica server on 127.0.0.1:{self.sb.ports['replica']} follows the source from {first}"
 
 
-class RehearsalHost(_SandboxStep):
-    name = "rehearsal_host"
+class PrepareRehearsal(_SandboxStep):
+    name = "rehearsal_account"
 
     def describe(self) -> str:
-        return (f"prepare the rehearsal server's place on the EC2 host (127.0.0.1:{self.sb.ports['rehearsal']}): an "
-                "empty datadir that `migrate rehearse` fills with a clone of the target")
+        return (f"give the rehearsal server the target's administrative account {TARGET_USER}@127.0.0.1 and root "
+                "password (a clone of the target, which `migrate rehearse` puts there, carries the same)")
 
     def done(self, ctx: RunContext) -> bool:
-        return self.sb.rehearsal.datadir.is_dir() and self.sb.rehearsal.root_password_file.exists()
+        r = self.sb.rehearsal
+        if r.root_password_file.read_text() != self.sb.target.root_password_file.read_text():
+            return False
+        try:
+            connect(r.endpoint(TARGET_USER, self.sb.secret("target")), attempts=1).close()
+        except Exception:  # noqa: BLE001 - cannot log in means not done
+            return False
+        return True
 
     def run(self, ctx: RunContext) -> str:
-        r = self.sb.rehearsal
-        for d in (r.base, r.datadir, r.tmpdir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_secret(r.root_password_file, self.sb.target.root_password_file.read_text().strip())
-        return f"rehearsal datadir {r.datadir} ready (empty until the first `migrate rehearse`)"
+        r, account = self.sb.rehearsal, f"{quote_string(TARGET_USER)}@'127.0.0.1'"
+        target_root = self.sb.target.root_password_file.read_text().strip()
+        with r.root() as root:
+            root.run(root.dialect.create_user(TARGET_USER, self.sb.secret("target"), "127.0.0.1", if_not_exists=True))
+            root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
+            root.run("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (target_root,))
+            root.run(root.dialect.reset_binary_logs())
+        write_secret(r.root_password_file, target_root)
+        return f"rehearsal server on 127.0.0.1:{r.port} takes {TARGET_USER}@127.0.0.1 like the target"
 
 
 class StartSsh(_SandboxStep):
@@ -427,7 +438,7 @@ def rehearsal_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
 def up_steps(sb: Sandbox) -> list[Step]:
     return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "replica"),
             ReplicaFollowsSource(sb), StartServer(sb, "target"),
-            PrepareTarget(sb), RehearsalHost(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
+            PrepareTarget(sb), StartServer(sb, "rehearsal"), PrepareRehearsal(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -473,18 +484,16 @@ def temporary(rows: int | None = None, *, prefix: str = "mig-") -> Iterator[Sand
 def status(directory: Path) -> dict[str, Any]:
     sb = Sandbox.open(directory)
     components: dict[str, Any] = {}
-    for name in ("source", "replica", "target"):
+    for name in ("source", "replica", "target", "rehearsal"):
         server: MariaDBServer = getattr(sb, name)
-        entry: dict[str, Any] = {"running": server.running(), "address": f"127.0.0.1:{server.port}"}
+        entry: dict[str, Any] = {"running": server.running(), "address": f"127.0.0.1:{server.port}",
+                                 **({"optional": True} if name == "rehearsal" else {})}  # rehearsal.teardown stops it
         if entry["running"]:
             with server.root() as root:
                 dialect = root.dialect
                 entry["version"] = root.value("SELECT VERSION()")
             entry["dialect"] = dialect.name + (" (RDS-like)" if name == "source" else "")
         components[name] = entry
-    r = sb.rehearsal
-    components["rehearsal"] = {"running": r.running(), "address": f"127.0.0.1:{r.port}",
-                               "seeded": (r.datadir / "mysql").is_dir(), "optional": True}
     components["ssh"] = {"running": sb.ssh.running(), "address": f"127.0.0.1:{sb.ssh.port}",
                          "known_hosts": str(sb.ssh.known_hosts)}
     components["haproxy"] = {"running": sb.haproxy.running(), "address": f"127.0.0.1:{sb.haproxy.port}",
@@ -504,7 +513,7 @@ def down(directory: Path) -> list[str]:
     sb = Sandbox.open(directory)
     stopped = []
     for name, component in (("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh),
-                            *((("rehearsal", sb.rehearsal),) if "rehearsal" in sb.ports else ()), ("target", sb.target),
+                            ("rehearsal", sb.rehearsal), ("target", sb.target),
                             ("replica", sb.replica), ("source", sb.source)):
         try:
             component.stop()

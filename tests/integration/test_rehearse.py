@@ -195,24 +195,8 @@ def test_rehearse_refuses_without_a_rehearsal_section_or_before_start(sb, tmp_pa
     assert drill_accounts(sb) == []
 
 
-def running_rehearsal_server(sb) -> None:
-    """The rehearsal server up, whatever earlier tests left: an empty datadir (the sandbox's, before any clone) is
-    initialized like the target's, with the target's accounts for `migrate` (what a DBA prepares for a dump seed)."""
-    r = sb.rehearsal
-    if (r.datadir / "mysql").is_dir():
-        r.start()
-        return
-    target_root = sb.target.root_password_file.read_text().strip()
-    r.init()
-    with r.root() as root:
-        root.run(root.dialect.create_user("root", sb.secret("target"), "127.0.0.1", if_not_exists=True))
-        root.run("GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
-        root.run("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (target_root,))
-    r.root_password_file.write_text(target_root + "\n")
-
-
 def test_a_dump_seeded_rehearsal_with_teardown_leaves_the_rehearsal_server_stopped(sb, tmp_path):
-    running_rehearsal_server(sb)
+    sb.rehearsal.start()  # whatever an earlier test's teardown left
     pb = playbook(sb, tmp_path, rehearsal={"seed": "dump", "teardown": True})
     result = run_migrate("rehearse", "-p", str(pb), "--json")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
