@@ -18,6 +18,14 @@ from migrate.capabilities.replication import binlog_off
 from migrate.errors import Refused, StepFailed
 
 
+def can_revoke_and_kill(privileges: set[str], *, rds: bool) -> bool:
+    """Whether an account with these global privileges (grants.global_privileges) may revoke other accounts'
+    grants and kill their sessions: GRANT OPTION, and off RDS (where mysql.rds_kill serves the master user)
+    SUPER or CONNECTION ADMIN, which ALL PRIVILEGES includes."""
+    kill = rds or bool(privileges & {"SUPER", "CONNECTION ADMIN", "ALL PRIVILEGES"})
+    return "GRANT OPTION" in privileges and kill
+
+
 def revocable(s: Session, accounts: list[Account]) -> list[grants.Grant]:
     """The grants of `accounts` that hold write privileges. Refuses role grants (REVOKE cannot reach them)."""
     found = []

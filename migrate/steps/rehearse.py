@@ -76,7 +76,7 @@ class RealBlockAllowed(RehearsalStep):
             raise Refused(f"no write privilege to revoke for {', '.join(str(a) for a in held)}: the cutover's block "
                           "would block nothing", hint="list the application's writing accounts in cutover.app_users")
         kill = "mysql.rds_kill" if self.sw.old.rds else "KILL"
-        if "GRANT OPTION" not in mine or (not self.sw.old.rds and not mine & {"SUPER", "CONNECTION ADMIN"}):
+        if not write_block.can_revoke_and_kill(mine, rds=self.sw.old.rds):
             raise Refused(f"{self.m.pb.source.user} on the source cannot revoke and kill other accounts' sessions "
                           f"(needs GRANT OPTION{'' if self.sw.old.rds else ' and SUPER or CONNECTION ADMIN'})",
                           hint="run migrate as the RDS master user or an administrative account")

@@ -91,3 +91,4 @@ def test_slave_info_of_a_gtid_and_of_a_file_position_replica():
     assert parse_slave_info(mysql).gtid_set == "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77"
     with pytest.raises(SeedError, match="no replication coordinates"):
         parse_slave_info("")
+
