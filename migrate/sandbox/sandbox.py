@@ -229,13 +229,19 @@ class PrepareTarget(_SandboxStep):
         return True
 
     def run(self, ctx: RunContext) -> str:
-        account = f"{quote_string(TARGET_USER)}@'127.0.0.1'"
         with self.sb.target.root() as root:
-            root.run(root.dialect.create_user(TARGET_USER, self.sb.secret("target"), "127.0.0.1", if_not_exists=True))
-            root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
-            root.run(f"GRANT PROXY ON ''@'%' TO {account} WITH GRANT OPTION")  # to carry the source's proxy grants
-            root.run(root.dialect.reset_binary_logs())  # an empty binlog: nothing of its own to replicate
+            admin_account(root, self.sb.secret("target"))
         return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
+
+
+def admin_account(root, password: str) -> None:
+    """migrate's administrative account on a server of the EC2 host, and an empty binary log (nothing of the
+    server's own to replicate)."""
+    account = f"{quote_string(TARGET_USER)}@'127.0.0.1'"
+    root.run(root.dialect.create_user(TARGET_USER, password, "127.0.0.1", if_not_exists=True))
+    root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
+    root.run(f"GRANT PROXY ON ''@'%' TO {account} WITH GRANT OPTION")  # to carry the source's proxy grants
+    root.run(root.dialect.reset_binary_logs())
 
 
 class ReplicaFollowsSource(_SandboxStep):
@@ -282,13 +288,11 @@ class PrepareRehearsal(_SandboxStep):
         return True
 
     def run(self, ctx: RunContext) -> str:
-        r, account = self.sb.rehearsal, f"{quote_string(TARGET_USER)}@'127.0.0.1'"
+        r = self.sb.rehearsal
         target_root = self.sb.target.root_password_file.read_text().strip()
         with r.root() as root:
-            root.run(root.dialect.create_user(TARGET_USER, self.sb.secret("target"), "127.0.0.1", if_not_exists=True))
-            root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
+            admin_account(root, self.sb.secret("target"))
             root.run("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (target_root,))
-            root.run(root.dialect.reset_binary_logs())
         write_secret(r.root_password_file, target_root)
         return f"rehearsal server on 127.0.0.1:{r.port} takes {TARGET_USER}@127.0.0.1 like the target"
 

@@ -170,7 +170,7 @@ def applied_position(s: Session, recorded: BinlogPosition) -> BinlogPosition:
     clone then stopped on duplicate keys). MySQL keeps the recorded coordinates."""
     if not s.dialect.is_mariadb:
         return recorded
-    own = s.value("SELECT @@GLOBAL.gtid_slave_pos")
+    own = s.value(s.dialect.replica_gtid_position())
     return dataclasses.replace(recorded, gtid_set=own) if own else recorded
 
 

@@ -29,6 +29,12 @@ LOW_LAG_S = 0.05
 FOLLOW_START_TIMEOUT_S = 30.0
 
 
+def _record_phase(sw: Switch, ctx: RunContext, why: str, **fields) -> None:
+    """The migration's phase record follows a switch of production; a drill (rehearse) never touches it."""
+    if not sw.drill:
+        phase.update(ctx.state, why, **fields)
+
+
 class SwitchStep(Step):
     def __init__(self, sw: Switch):
         self.sw = sw
@@ -216,11 +222,10 @@ class BlockWrites(SwitchStep):
                   if item not in taken]
         ctx.facts["revoked"] = taken
         ctx.facts.setdefault("blocked_at", time.time())  # from here on writes may fail: the downtime starts
-        if not sw.drill:
-            ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
-            phase.update(ctx.state, f"{sw.workflow} blocks writes on {sw.old.name}",
-                         phase=phase.SWITCHING[sw.workflow], attempt=ctx.attempt, workflow=sw.workflow,
-                         app_on=sw.old.name, writable=[])
+        ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
+        _record_phase(sw, ctx, f"{sw.workflow} blocks writes on {sw.old.name}",
+                      phase=phase.SWITCHING.get(sw.workflow), attempt=ctx.attempt, workflow=sw.workflow,
+                      app_on=sw.old.name, writable=[])
         ctx.save(durable=True)  # the grants to give back must outlive even a power loss; the writes still flow
         began = time.monotonic()
         write_block.revoke(s, held, log_to_binlog=sw.old.rds)
@@ -241,7 +246,7 @@ class BlockWrites(SwitchStep):
         with self.sw.old.session() as s:
             write_block.give_back(s, taken, log_to_binlog=self.sw.old.rds)
         before = ctx.facts.get("phase_before")
-        if before and not self.sw.drill:
+        if before and not self.sw.drill:  # as _record_phase: a drill's phase_before is never written back
             phase.write(ctx.state, phase.Phase(**{**before, "history": []}), why=f"{self.sw.workflow} undone")
         return (f"write privileges given back on {self.sw.old.name} ({len(taken)} grant(s)): the application can "
                 "write there again")
@@ -399,9 +404,8 @@ class Repoint(SwitchStep):
         ctx.facts["repointed"] = True
         ctx.facts.setdefault("repointed_at", time.time())
         sw.app.follow(sw.new)
-        if not sw.drill:
-            phase.update(ctx.state, f"{sw.workflow} repointed the application to {sw.new.name}",
-                         app_on=sw.new.name, writable=[sw.new.name])
+        _record_phase(sw, ctx, f"{sw.workflow} repointed the application to {sw.new.name}", app_on=sw.new.name,
+                      writable=[sw.new.name])
         ctx.save()
 
     def rollback(self, ctx: RunContext) -> str | None:
@@ -409,9 +413,7 @@ class Repoint(SwitchStep):
         sentence = sw.repointer.point_to(*sw.old.address)
         ctx.facts["repointed"] = False
         sw.app.follow(sw.old)
-        if not sw.drill:
-            phase.update(ctx.state, f"{sw.workflow} pointed the application back to {sw.old.name}",
-                         app_on=sw.old.name)
+        _record_phase(sw, ctx, f"{sw.workflow} pointed the application back to {sw.old.name}", app_on=sw.old.name)
         return f"application endpoint back on {sw.old.name}: {sentence}"
 
 
