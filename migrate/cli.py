@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dir", required=True, type=Path, help="the sandbox's directory")
         if action == "up":
             p.add_argument("--rows", type=_positive_int, default=None, help="orders to load (default 10,000)")
+            _sandbox_options(p)
         if action == "server":
             p.add_argument("verb", choices=("stop", "start"))
             p.add_argument("--name", required=True, choices=("source", "replica", "target", "rehearsal"))
@@ -104,7 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common], help=COMMANDS["demo"], description=COMMANDS["demo"])
     demo.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox's directory (replaced)")
     demo.add_argument("--rows", type=_positive_int, default=None, help="orders to load (default 10,000)")
+    _sandbox_options(demo)
     return parser
+
+
+def _sandbox_options(p: argparse.ArgumentParser) -> None:
+    from migrate.sandbox.sandbox import REPOINTS, SOURCES, WRITE_BLOCKS
+
+    p.add_argument("--write-block", choices=WRITE_BLOCKS, default=None,
+                   help="how the playbook blocks writes at the cutover (default revoke_and_kill)")
+    p.add_argument("--repoint", choices=REPOINTS, default=None,
+                   help="how the playbook repoints the application (default haproxy)")
+    p.add_argument("--source", choices=SOURCES, default=None,
+                   help="an RDS-like source (default) or a self-managed MariaDB reached over SSH")
+
+
+def _options(args: argparse.Namespace):
+    """The sandbox options the flags give; None when none is given (an existing sandbox keeps its own)."""
+    from migrate.sandbox.sandbox import Options
+
+    given = {k: v for k, v in (("write_block", args.write_block), ("repoint", args.repoint),
+                               ("source", args.source)) if v is not None}
+    if not given:
+        return None
+    if "write_block" not in given and given.get("source") == "self-managed":
+        given["write_block"] = "read_only"
+    return Options(**given)
 
 
 def _positive_int(text: str) -> int:
@@ -293,7 +319,7 @@ def _demo(args: argparse.Namespace, out: Output) -> int:
     from migrate.workflows import demo
 
     say = (lambda text: print(text, file=sys.stderr)) if out.as_json else out.console.print
-    result = demo.run(args.dir, rows=args.rows, say=say)
+    result = demo.run(args.dir, rows=args.rows, options=_options(args), say=say)
     out.emit(result, lambda r: (_render_run(out, {"steps": r["report"]["steps"]}, title="demo cutover"),
                                 out.console.print(r["summary"], markup=False),
                                 out.console.print(f"sandbox left running: migrate sandbox down --dir {r['sandbox']}")))
@@ -366,7 +392,7 @@ def _sandbox(args: argparse.Namespace, out: Output) -> int:
 
     if args.action == "up":
         started = time.monotonic()
-        sb, result = sandbox.up(args.dir, args.rows)
+        sb, result = sandbox.up(args.dir, args.rows, _options(args))
         report = sandbox.status(sb.dir) | {"up_seconds": round(time.monotonic() - started, 2),
                                            "run": result.as_dict()}
         out.emit(report, lambda r: _render_sandbox(out, r, title="sandbox up"))

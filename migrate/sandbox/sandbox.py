@@ -20,7 +20,7 @@ import yaml
 
 from migrate import log
 from migrate.adapters.db import connect, quote_string
-from migrate.errors import BadInput, SandboxError
+from migrate.errors import BadInput, NotBuiltYet, SandboxError
 from migrate.playbook import load as load_playbook
 from migrate.runner import RunContext, Runner, RunResult, Step, Store
 from migrate.runner.store import ensure_private_dir, write_atomic
@@ -39,6 +39,34 @@ MASTER_USER = "admin"
 TARGET_USER = "root"
 SECRETS = ("source", "target", "repl", "app", "owner", "rdsadmin", "rdsrepl")
 COMPONENTS = ("source", "replica", "target", "ssh", "haproxy", "aws", "rehearsal", "haproxy_rehearsal")
+WRITE_BLOCKS = ("revoke_and_kill", "read_only", "parameter_group")
+REPOINTS = ("haproxy", "command", "ssh_file", "route53")
+SOURCES = ("rds", "self-managed")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the sandbox's playbook blocks writes and repoints, and what kind of source it migrates from: each
+    wired for real (`migrate sandbox up --write-block M --repoint R --source S`)."""
+
+    write_block: str = "revoke_and_kill"
+    repoint: str = "haproxy"
+    source: str = "rds"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("write_block", WRITE_BLOCKS), ("repoint", REPOINTS), ("source", SOURCES)):
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"sandbox {name.replace('_', '-')} {getattr(self, name)!r} is not one of "
+                               f"{', '.join(allowed)}")
+        if self.write_block == "parameter_group" and self.source != "rds":
+            raise BadInput("write block parameter_group needs an RDS source (it sets read_only in the instance's "
+                           "parameter group)", hint="use --source rds, or --write-block read_only")
+        if self.write_block == "read_only" and self.source == "rds":
+            raise BadInput("write block read_only needs a self-managed source: RDS's master user cannot set "
+                           "read_only", hint="use --source self-managed, or --write-block parameter_group")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"write_block": self.write_block, "repoint": self.repoint, "source": self.source}
 
 
 @dataclass
@@ -48,6 +76,7 @@ class Sandbox:
     dir: Path
     ports: dict[str, int]
     rows: int
+    options: Options = Options()
 
     @classmethod
     def open(cls, directory: Path) -> Sandbox:
@@ -57,15 +86,16 @@ class Sandbox:
         except FileNotFoundError:
             raise BadInput(f"{directory} is not a sandbox (no {MANIFEST})",
                            hint=f"start one with: migrate sandbox up --dir {directory}") from None
-        return cls(directory, manifest["ports"], manifest["rows"])
+        return cls(directory, manifest["ports"], manifest["rows"], Options(**manifest.get("options", {})))
 
     @classmethod
-    def allocate(cls, directory: Path, rows: int) -> Sandbox:
+    def allocate(cls, directory: Path, rows: int, options: Options = Options()) -> Sandbox:
         ports = {name: procs.free_port() for name in COMPONENTS}
-        return cls(Path(directory).resolve(), ports, rows)
+        return cls(Path(directory).resolve(), ports, rows, options)
 
     def save_manifest(self) -> None:
-        write_atomic(self.dir / MANIFEST, json.dumps({"ports": self.ports, "rows": self.rows}, indent=2))
+        write_atomic(self.dir / MANIFEST, json.dumps({"ports": self.ports, "rows": self.rows,
+                                                      "options": self.options.as_dict()}, indent=2))
 
     # -- components --------------------------------------------------------------------------------
     @property
@@ -416,14 +446,21 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
         "replication": {"user": "repl", "password_file": str(sb.secret_file("repl"))},
         "seed": {"method": "dump", "tool": "auto", "threads": 4, "databases": None, "consistency": "auto",
                  "replica_host": "127.0.0.1", "replica_port": sb.ports["replica"]},
-        "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": "revoke_and_kill",
-                    "app_users": [sample_data.APP_USER], "timeout_s": 30,
-                    "repoint": {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket),
-                                                                 "backend": BACKEND, "server": SERVER}}},
+        "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": sb.options.write_block,
+                    "app_users": [sample_data.APP_USER], "timeout_s": 30, "repoint": repoint_dict(sb)},
         "probe": {"enabled": True, "rate": 50, "host": "127.0.0.1", "port": sb.ports["haproxy"],
                   "user": sample_data.APP_USER, "password_file": str(sb.secret_file("app"))},
         "rehearsal": rehearsal_dict(sb, target_ssh),
     }
+
+
+def repoint_dict(sb: Sandbox) -> dict[str, Any]:
+    """The cutover's repoint as `--repoint` names it, wired to the sandbox's own application tier."""
+    method = sb.options.repoint
+    if method == "haproxy":
+        return {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket), "backend": BACKEND,
+                                                 "server": SERVER}}
+    raise NotBuiltYet(f"the sandbox cannot wire repoint {method} yet")
 
 
 def rehearsal_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
@@ -449,13 +486,17 @@ def up_steps(sb: Sandbox) -> list[Step]:
 # The three commands.
 
 
-def up(directory: Path, rows: int | None = None) -> tuple[Sandbox, RunResult]:
+def up(directory: Path, rows: int | None = None, options: Options | None = None) -> tuple[Sandbox, RunResult]:
     directory = Path(directory).resolve()
     if (directory / MANIFEST).exists():
         sb = Sandbox.open(directory)
         if rows is not None and rows != sb.rows:
             raise BadInput(f"the sandbox in {directory} was made with --rows {sb.rows}",
                            hint=f"run `migrate sandbox down --dir {directory}` first to change it")
+        if options is not None and options != sb.options:
+            raise BadInput(f"the sandbox in {directory} was made with {sb.options.as_dict()}, not "
+                           f"{options.as_dict()}", hint=f"run `migrate sandbox down --dir {directory}` first to "
+                                                        "change it")
     else:
         if len(str(directory)) > MAX_DIR_CHARS:
             raise BadInput(f"{directory} is too long for the sandbox's unix sockets ({len(str(directory))} "
@@ -464,20 +505,20 @@ def up(directory: Path, rows: int | None = None) -> tuple[Sandbox, RunResult]:
             raise BadInput(f"{directory} exists and is not a sandbox; refusing to use it",
                            hint="pass an empty or new directory to --dir")
         ensure_private_dir(directory)
-        sb = Sandbox.allocate(directory, DEFAULT_ROWS if rows is None else rows)
+        sb = Sandbox.allocate(directory, DEFAULT_ROWS if rows is None else rows, options or Options())
     runner = Runner(Store(directory), "sandbox-up", up_steps(sb), rollback_on_failure=False,
                     resume_hint=f"fix the cause, then rerun `migrate sandbox up --dir {directory}`: it resumes")
     return sb, runner.run()
 
 
 @contextmanager
-def temporary(rows: int | None = None, *, prefix: str = "mig-") -> Iterator[Sandbox]:
+def temporary(rows: int | None = None, *, prefix: str = "mig-", options: Options | None = None) -> Iterator[Sandbox]:
     """A sandbox in a fresh short directory under /tmp, brought down and removed afterwards, whatever
     happened (tests and benchmarks that need servers of their own)."""
     parent = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     directory = parent / "sb"
     try:
-        sb, _ = up(directory, rows)
+        sb, _ = up(directory, rows, options)
         yield sb
     finally:
         if (directory / MANIFEST).exists():
@@ -503,7 +544,8 @@ def status(directory: Path) -> dict[str, Any]:
     components["haproxy"] = {"running": sb.haproxy.running(), "address": f"127.0.0.1:{sb.haproxy.port}",
                              "admin_socket": str(sb.haproxy.admin_socket)}
     components["aws"] = {"running": sb.aws.running(), "endpoint_url": sb.aws.endpoint_url}
-    return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "components": components,
+    return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "options": sb.options.as_dict(),
+            "components": components,
             "all_running": all(c["running"] for c in components.values() if not c.get("optional"))}
 
 

@@ -25,13 +25,14 @@ CATCH_UP_TIMEOUT_S = 300
 APP_RATE = 100  # the application's orders per second through HAProxy, for the whole demo
 
 
-def run(directory: Path, *, rows: int | None = None, say: Callable[[str], None] = print) -> dict[str, Any]:
+def run(directory: Path, *, rows: int | None = None, options: sandbox.Options | None = None,
+        say: Callable[[str], None] = print) -> dict[str, Any]:
     directory = Path(directory).resolve()
     if (directory / sandbox.MANIFEST).exists():
         say(f"demo: replacing the sandbox in {directory} with a fresh one")
         sandbox.down(directory)
     say(f"demo: starting the sandbox in {directory}")
-    sb, _ = sandbox.up(directory, rows)
+    sb, _ = sandbox.up(directory, rows, options)
     m = Migration(load(sb.playbook_path))
     say("demo: migrate plan (preflight checks, read-only)")
     checked = plan.run(m)
