@@ -3,7 +3,7 @@ real one, on the source account's global privileges."""
 
 from __future__ import annotations
 
-from migrate.capabilities.write_block import can_revoke_and_kill
+from migrate.capabilities.write_block.revoke_and_kill import can_revoke_and_kill
 
 
 def test_who_may_revoke_and_kill_for_the_real_block():
