@@ -72,11 +72,17 @@ def app_hosts(sb: Sandbox) -> list[tuple[SshServer, HaproxyServer]]:
 def components(sb: Sandbox) -> list[tuple[str, Any]]:
     """The method's own processes (name, component with start/stop/running), for `down` and `status`."""
     out: list[tuple[str, Any]] = []
-    for i, (ssh, haproxy) in zip(APP_HOSTS, app_hosts(sb), strict=True):
+    for i, (ssh, haproxy) in enumerate(app_hosts(sb), start=1):
         out.append((f"app{i}_ssh", ssh))
-        if haproxy is not sb.haproxy:
+        if haproxy.base != sb.haproxy.base:
             out.append((f"app{i}_haproxy", haproxy))
     return out
+
+
+def detail(name: str) -> str:
+    host = name[3]
+    return (f"application host {host}'s SSH (the ssh_file repoint rewrites its backend.cfg)" if name.endswith("_ssh")
+            else f"application host {host}'s HAProxy (an application endpoint)")
 
 
 # -- up ----------------------------------------------------------------------------------------------

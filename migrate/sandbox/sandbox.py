@@ -543,7 +543,8 @@ def status(directory: Path) -> dict[str, Any]:
                              "admin_socket": str(sb.haproxy.admin_socket)}
     components["aws"] = {"running": sb.aws.running(), "endpoint_url": sb.aws.endpoint_url}
     for name, component in repoints.components(sb):
-        components[name] = {"running": component.running(), "address": f"127.0.0.1:{component.port}"}
+        components[name] = {"running": component.running(), "address": f"127.0.0.1:{component.port}",
+                            "detail": repoints.detail(name)}
     return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "options": sb.options.as_dict(),
             "components": components,
             "all_running": all(c["running"] for c in components.values() if not c.get("optional"))}

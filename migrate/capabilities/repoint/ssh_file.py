@@ -98,9 +98,10 @@ class SshFileRepointer(Repointer):
                     f"host {i + 1} of {len(self.settings.hosts)} ({self._on(i).label}) failed: {exc.message}; "
                     f"{undone}", hint=f"{exc.hint + '; ' if exc.hint else ''}fix it, then rerun the command") from None
         reload = f" and ran `{self.settings.reload}`" if self.settings.reload else ""
-        return (f"wrote {self.path} for {host}:{port} on {len(changed)} of {len(self.settings.hosts)} host(s) "
-                f"({self._hosts}; the others already had it){reload}; read back on every one, the previous file kept "
-                f"as {self.previous}")
+        n = len(self.settings.hosts)
+        already = "" if len(changed) == n else f"; the other {n - len(changed)} already had it"
+        return (f"wrote {self.path} for {host}:{port} on {len(changed)} of {n} host(s) ({self._hosts}{already})"
+                f"{reload}; read back on every one, the previous file kept as {self.previous}")
 
     def _replace(self, i: int, content: bytes, *, keep_previous: bool) -> bool:
         """Write `content` to the path atomically on host i (False: it was already there)."""
