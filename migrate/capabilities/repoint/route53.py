@@ -150,7 +150,7 @@ class Route53Repointer(Repointer):
         if wanted is None:
             changes = [{"Action": "DELETE", "ResourceRecordSet": now}]
         elif now is not None and (now["Type"] != wanted["Type"] or "AliasTarget" in now):
-            changes = [{"Action": "DELETE", "ResourceRecordSet": now}, {"Action": "CREATE", "ResourceRecordSet": wanted}]
+            changes = [{"Action": "DELETE", "ResourceRecordSet": now}, {"Action": "UPSERT", "ResourceRecordSet": wanted}]
         else:
             changes = [{"Action": "UPSERT", "ResourceRecordSet": wanted}]
         answer = self._call(what, self.client.change_resource_record_sets, HostedZoneId=self.zone,
