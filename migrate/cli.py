@@ -433,7 +433,7 @@ def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
     for name, comp in report["components"].items():
         state = "[green]running[/]" if comp["running"] else "[dim]stopped[/]" if comp.get("optional") \
             else "[red]stopped[/]"
-        table.add_row(name, state, comp.get("address") or comp.get("endpoint_url", ""), escape(details[name](comp)))
+        table.add_row(name, state, comp.get("address") or comp.get("endpoint_url", ""), escape(details.get(name, lambda c: c.get("detail", ""))(comp)))
     out.console.print(table)
     out.console.print(f"playbook: {report['playbook']}  ({report['rows']:,} orders in schema shop)")
     if "up_seconds" in report:

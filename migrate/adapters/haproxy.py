@@ -26,11 +26,13 @@ from __future__ import annotations
 import csv
 import ipaddress
 import re
+import shlex
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from migrate import log
+from migrate.adapters.executor import Executor
 from migrate.errors import MigrateError
 
 # HAProxy's proxy and server names: letters, digits, '-', '_', '.', ':' (anything else, ';' above
@@ -54,6 +56,34 @@ _ERRORS: tuple[tuple[str, str], ...] = (
     ("usage:", "the command was malformed (a bug in migrate: please report it with this message)"),
     ("Invalid ", "HAProxy refused the value; it wants an IP address and a port"),
 )
+
+_FAILURES = {FileNotFoundError: "missing", ConnectionRefusedError: "refused", PermissionError: "permission",
+             TimeoutError: "timeout", socket.timeout: "timeout"}
+
+# The client run on the HAProxy host for one command (on stdin): python3 when there, else socat; 127 when neither.
+_REMOTE_PY = """
+import socket, sys
+codes = {FileNotFoundError: 10, ConnectionRefusedError: 11, PermissionError: 12, TimeoutError: 13}
+try:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(float(sys.argv[2]))
+    s.connect(sys.argv[1])
+    s.sendall(sys.stdin.buffer.read())
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        sys.stdout.buffer.write(chunk)
+except OSError as exc:
+    sys.stderr.write((exc.strerror or str(exc)) + chr(10))
+    sys.exit(codes.get(type(exc), 14))
+"""
+_REMOTE_CLIENT = ("if command -v python3 >/dev/null 2>&1; then python3 -c {script} {sock} {timeout}; "
+                  "elif command -v socat >/dev/null 2>&1; then socat -t {timeout} - UNIX-CONNECT:{sock}; "
+                  "else exit 127; fi")
+_REMOTE_EXITS = {10: "missing", 11: "refused", 12: "permission", 13: "timeout", 14: "other"}
+_SOCAT_WORDS = {"missing": ("No such file",), "refused": ("Connection refused",),
+                "permission": ("Permission denied",), "timeout": ("timed out",)}
 
 OP_STATES = {0: "stopped", 1: "starting", 2: "running", 3: "stopping"}
 ADMIN_FLAGS = {0x01: "maint (forced)", 0x02: "maint (inherited)", 0x04: "maint (config)",
@@ -147,11 +177,18 @@ def resolve(host: str, port: int) -> str:
 
 
 class HaproxyAdmin:
-    """HAProxy's runtime API on a unix socket (`stats socket ... level admin` in haproxy.cfg)."""
+    """HAProxy's runtime API on a unix socket (`stats socket ... level admin` in haproxy.cfg), on this host or,
+    with `executor`, on the host that executor reaches (over SSH: one command per call, sent by a small client run
+    there)."""
 
-    def __init__(self, socket_path: Path, timeout: float = 5.0):
+    def __init__(self, socket_path: Path, timeout: float = 5.0, executor: Executor | None = None):
         self.socket_path = Path(socket_path)
         self.timeout = timeout
+        self.executor = executor
+
+    @property
+    def where(self) -> str:
+        return str(self.socket_path) if self.executor is None else f"{self.socket_path} on {self.executor.label}"
 
     # -- the wire ------------------------------------------------------------------------------------
 
@@ -165,44 +202,74 @@ class HaproxyAdmin:
         for prefix, hint in _ERRORS:
             if first.startswith(prefix):
                 first = first.split(",")[0] if prefix == "Unknown command" else first
-                raise HaproxyError(f"HAProxy ({self.socket_path}) refused `{line}`: {first}", hint=hint,
+                raise HaproxyError(f"HAProxy ({self.where}) refused `{line}`: {first}", hint=hint,
                                    answer=answer)
         return answer
 
     def _exchange(self, line: str) -> str:
-        path = self.socket_path
-        log.get().debug("haproxy command", socket=str(path), command=line)
+        log.get().debug("haproxy command", socket=self.where, command=line)
+        if self.executor is not None:
+            return self._exchange_remote(line)
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(self.timeout)
-                s.connect(str(path))
+                s.connect(str(self.socket_path))
                 s.sendall(line.encode() + b"\n")
                 chunks = []
                 while chunk := s.recv(65536):
                     chunks.append(chunk)
-        except FileNotFoundError:
-            raise HaproxyUnreachable(
+        except OSError as exc:
+            raise self._unreachable(_FAILURES.get(type(exc), "other"), line, exc.strerror or str(exc)) from None
+        return b"".join(chunks).decode("utf-8", "replace").rstrip("\n")
+
+    def _exchange_remote(self, line: str) -> str:
+        """The command on the socket of the executor's host: python3 there (a stock Debian host has it), else
+        socat; the failure kinds come back as exit codes so that the errors read as the local socket's."""
+        command = _REMOTE_CLIENT.format(sock=shlex.quote(str(self.socket_path)), timeout=self.timeout,
+                                        script=shlex.quote(_REMOTE_PY))
+        try:
+            result = self.executor.run(command, timeout=self.timeout + 30, input=line.encode() + b"\n", check=False)
+        except MigrateError as exc:
+            raise HaproxyUnreachable(f"cannot reach the host of HAProxy's admin socket {self.where}: {exc.message}",
+                                     hint=exc.hint or "check cutover.repoint.haproxy.via_ssh") from None
+        if result.ok:
+            return result.text.rstrip("\n")
+        detail = result.stderr.strip().splitlines()[-1:] or [f"exit {result.exit_status}"]
+        if result.exit_status == 127:
+            raise HaproxyUnreachable(f"neither python3 nor socat is installed on {self.executor.label}, so HAProxy's "
+                                     f"admin socket {self.socket_path} cannot be reached there",
+                                     hint=f"install one of them on {self.executor.label} "
+                                          "(apt-get install python3, or socat)")
+        kind = _REMOTE_EXITS.get(result.exit_status)
+        if kind is None:  # socat: its message says what went wrong
+            text = detail[0]
+            kind = next((k for k, words in _SOCAT_WORDS.items() if any(w in text for w in words)), "other")
+        raise self._unreachable(kind, line, detail[0])
+
+    def _unreachable(self, kind: str, line: str, detail: str) -> HaproxyUnreachable:
+        path, here = self.where, "this host" if self.executor is None else self.executor.label
+        if kind == "missing":
+            return HaproxyUnreachable(
                 f"HAProxy's admin socket {path} does not exist",
-                hint="check cutover.repoint.haproxy.socket against the `stats socket` line of haproxy.cfg, "
-                     "and that HAProxy runs on this host") from None
-        except ConnectionRefusedError:
-            raise HaproxyUnreachable(
+                hint=f"check cutover.repoint.haproxy.socket against the `stats socket` line of haproxy.cfg, "
+                     f"and that HAProxy runs on {here}")
+        if kind == "refused":
+            return HaproxyUnreachable(
                 f"HAProxy's admin socket {path} refused the connection (a stale socket file: is HAProxy "
                 "running?)", hint="start or reload HAProxy, then check that the socket path is the one "
-                                  "its `stats socket` line names") from None
-        except PermissionError:
-            raise HaproxyUnreachable(
+                                  "its `stats socket` line names")
+        if kind == "permission":
+            return HaproxyUnreachable(
                 f"no permission to open HAProxy's admin socket {path}",
                 hint="run migrate as the socket's owner (or root), or give the `stats socket` line a "
-                     "`user`/`group`/`mode` that lets this user in") from None
-        except TimeoutError:
-            raise HaproxyUnreachable(f"HAProxy's admin socket {path} did not answer `{line}` within "
-                                     f"{self.timeout:g} s", hint="check that HAProxy is healthy "
-                                                                 "(not stuck, not overloaded)") from None
-        except OSError as exc:
-            raise HaproxyUnreachable(f"cannot talk to HAProxy's admin socket {path}: {exc.strerror or exc}",
-                                     hint="check cutover.repoint.haproxy.socket and that HAProxy runs") from None
-        return b"".join(chunks).decode("utf-8", "replace").rstrip("\n")
+                     "`user`/`group`/`mode` that lets this user in" + ("" if self.executor is None else
+                                                                        " (or set via_ssh.sudo: true)"))
+        if kind == "timeout":
+            return HaproxyUnreachable(f"HAProxy's admin socket {path} did not answer `{line}` within "
+                                      f"{self.timeout:g} s", hint="check that HAProxy is healthy "
+                                                                  "(not stuck, not overloaded)")
+        return HaproxyUnreachable(f"cannot talk to HAProxy's admin socket {path}: {detail}",
+                                  hint="check cutover.repoint.haproxy.socket and that HAProxy runs")
 
     # -- helpers -------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from migrate.capabilities import grants, inspector
+from migrate.capabilities.repoint.base import Caution
 from migrate.capabilities.seed import logical
 from migrate.checks import Check, fail, listing, passed, skipped, warn
 from migrate.checks.facts import PlanFacts
@@ -114,8 +115,17 @@ def _write_block(f: PlanFacts) -> Check:
 
 def _repoint(f: PlanFacts) -> Check:
     ok, text = f.repoint
-    return passed("cutover.repoint", text) if ok else fail("cutover.repoint", text,
-                                                           "fix cutover.repoint so the check above passes")
+    if not ok:
+        return fail("cutover.repoint", text, "fix cutover.repoint so the check above passes")
+    src, tgt = f.pb.source, f.pb.target
+    if f.pb.cutover.repoint.method == "route53" and tgt.port != src.port:
+        return fail("cutover.repoint", f"a route53 record carries no port: the application keeps connecting to port "
+                    f"{src.port}, but the target listens on {tgt.port}",
+                    f"make the target listen on port {src.port}, or repoint with haproxy, ssh_file or command")
+    if isinstance(text, Caution):
+        return warn("cutover.repoint", text, "lower the record's TTL to 5 s or less a TTL ahead of the window, and "
+                    "keep cutover.write_block killing the application's sessions")
+    return passed("cutover.repoint", text)
 
 
 def _probe(f: PlanFacts) -> Check:

@@ -42,6 +42,7 @@ class MariaDBServer:
     port: int
     server_id: int
     options: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"  # the loopback address it binds (the route53 sandbox gives each server its own)
 
     @property
     def datadir(self) -> Path:
@@ -70,7 +71,7 @@ class MariaDBServer:
 
     def argv(self) -> list[str]:
         base = {
-            "datadir": self.datadir, "port": self.port, "bind-address": "127.0.0.1", "socket": self.socket,
+            "datadir": self.datadir, "port": self.port, "bind-address": self.host, "socket": self.socket,
             "pid-file": self.pid_file, "log-error": self.log_file, "server-id": self.server_id,
             "log-bin": self.datadir / "binlog", "relay-log": self.datadir / "relay", "binlog-format": "ROW",
             "binlog-row-image": "FULL", "skip-name-resolve": None, "innodb-buffer-pool-size": "128M",
@@ -159,4 +160,4 @@ class MariaDBServer:
         return connect(self.root_endpoint())
 
     def endpoint(self, user: str, password: str) -> Endpoint:
-        return Endpoint("127.0.0.1", self.port, user, SecretStr(password), label=self.name)
+        return Endpoint(self.host, self.port, user, SecretStr(password), label=self.name)

@@ -20,11 +20,11 @@ import yaml
 
 from migrate import log
 from migrate.adapters.db import connect, quote_string
-from migrate.errors import BadInput, NotBuiltYet, SandboxError
+from migrate.errors import BadInput, SandboxError
 from migrate.playbook import load as load_playbook
 from migrate.runner import RunContext, Runner, RunResult, Step, Store
 from migrate.runner.store import ensure_private_dir, write_atomic
-from migrate.sandbox import procs, rds, sample_data
+from migrate.sandbox import procs, rds, repoints, sample_data
 from migrate.sandbox.aws import INSTANCE_ID, RECORD, MotoServer
 from migrate.sandbox.haproxy import BACKEND, REHEARSAL_BACKEND, SERVER, HaproxyServer
 from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
@@ -91,6 +91,7 @@ class Sandbox:
     @classmethod
     def allocate(cls, directory: Path, rows: int, options: Options = Options()) -> Sandbox:
         ports = {name: procs.free_port() for name in COMPONENTS}
+        ports.update(repoints.extra_ports(options, ports))
         return cls(Path(directory).resolve(), ports, rows, options)
 
     def save_manifest(self) -> None:
@@ -118,7 +119,8 @@ class Sandbox:
         # its own binary log, or its read replicas (and a seed taken from one after a rollback) never get it.
         return MariaDBServer("source", self.dir / "source", self.ports["source"], server_id=1,
                              options={"log-bin-trust-function-creators": "1", "log-slave-updates": "1",
-                                      **self.PARALLEL_APPLY, **self._tls_options()})
+                                      **self.PARALLEL_APPLY, **self._tls_options()},
+                             host=repoints.bind_host(self.options, "source"))
 
     @property
     def replica(self) -> MariaDBServer:
@@ -132,7 +134,7 @@ class Sandbox:
     def target(self) -> MariaDBServer:
         return MariaDBServer("target", self.dir / "target", self.ports["target"], server_id=2,
                              options={"read-only": "1", "log-slave-updates": "1", **self.PARALLEL_APPLY,
-                                      **self._tls_options()})
+                                      **self._tls_options()}, host=repoints.bind_host(self.options, "target"))
 
     @property
     def rehearsal(self) -> MariaDBServer:
@@ -149,7 +151,7 @@ class Sandbox:
     @property
     def haproxy(self) -> HaproxyServer:
         return HaproxyServer(self.dir / "haproxy", self.ports["haproxy"], self.ports["source"],
-                             self.ports.get("haproxy_rehearsal"))
+                             self.ports.get("haproxy_rehearsal"), **repoints.haproxy_options(self.options))
 
     @property
     def aws(self) -> MotoServer:
@@ -210,7 +212,7 @@ class StartServer(_SandboxStep):
         return getattr(self.sb, self.which)
 
     def describe(self) -> str:
-        return f"start the {self.which} MariaDB server on 127.0.0.1:{self.server.port}"
+        return f"start the {self.which} MariaDB server on {self.server.host}:{self.server.port}"
 
     def done(self, ctx: RunContext) -> bool:
         return self.server.initialized() and self.server.running()
@@ -221,7 +223,7 @@ class StartServer(_SandboxStep):
             self.server.init()
         else:
             self.server.start()
-        return (f"{self.which} server {'created and ' if fresh else ''}running on 127.0.0.1:{self.server.port} "
+        return (f"{self.which} server {'created and ' if fresh else ''}running on {self.server.host}:{self.server.port} "
                 f"(datadir {self.server.datadir})")
 
 
@@ -293,7 +295,7 @@ class ReplicaFollowsSource(_SandboxStep):
         with self.sb.replica.root() as root:
             d = root.dialect
             root.run(d.stop_replica())
-            for stmt in d.change_source("127.0.0.1", self.sb.ports["source"], "rdsrepladmin", self.sb.secret("rdsrepl"),
+            for stmt in d.change_source(self.sb.source.host, self.sb.ports["source"], "rdsrepladmin", self.sb.secret("rdsrepl"),
                                         log_file=first, log_pos=4):
                 root.run(stmt)
             root.run(d.start_replica())
@@ -437,9 +439,9 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
         "state_dir": str(sb.dir / "state"),
         "aws": {"region": sb.aws.settings.region, "endpoint_url": sb.aws.endpoint_url,
                 "credentials_file": str(sb.aws.credentials_file)},
-        "source": {"kind": "rds", "rds_instance_id": INSTANCE_ID, "host": "127.0.0.1", "port": sb.ports["source"],
+        "source": {"kind": "rds", "rds_instance_id": INSTANCE_ID, "host": sb.source.host, "port": sb.ports["source"],
                    "user": MASTER_USER, "password_file": str(sb.secret_file("source")), "tls": {"mode": "disabled"}},
-        "target": {"host": "127.0.0.1", "port": sb.ports["target"], "user": TARGET_USER,
+        "target": {"host": sb.target.host, "port": sb.ports["target"], "user": TARGET_USER,
                    "password_file": str(sb.secret_file("target")), "tls": {"mode": "disabled"},
                    "ssh": target_ssh,
                    "datadir": str(sb.target.datadir)},
@@ -448,7 +450,7 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
                  "replica_host": "127.0.0.1", "replica_port": sb.ports["replica"]},
         "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": sb.options.write_block,
                     "app_users": [sample_data.APP_USER], "timeout_s": 30, "repoint": repoint_dict(sb)},
-        "probe": {"enabled": True, "rate": 50, "host": "127.0.0.1", "port": sb.ports["haproxy"],
+        "probe": {"enabled": True, "rate": 50, **repoints.probe_endpoint(sb),
                   "user": sample_data.APP_USER, "password_file": str(sb.secret_file("app"))},
         "rehearsal": rehearsal_dict(sb, target_ssh),
     }
@@ -456,11 +458,7 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
 
 def repoint_dict(sb: Sandbox) -> dict[str, Any]:
     """The cutover's repoint as `--repoint` names it, wired to the sandbox's own application tier."""
-    method = sb.options.repoint
-    if method == "haproxy":
-        return {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket), "backend": BACKEND,
-                                                 "server": SERVER}}
-    raise NotBuiltYet(f"the sandbox cannot wire repoint {method} yet")
+    return repoints.playbook_repoint(sb)
 
 
 def rehearsal_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
@@ -479,7 +477,7 @@ def rehearsal_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
 def up_steps(sb: Sandbox) -> list[Step]:
     return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "replica"),
             ReplicaFollowsSource(sb), StartServer(sb, "target"),
-            PrepareTarget(sb), StartServer(sb, "rehearsal"), PrepareRehearsal(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), WritePlaybook(sb)]
+            PrepareTarget(sb), StartServer(sb, "rehearsal"), PrepareRehearsal(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), *repoints.steps(sb), WritePlaybook(sb)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -531,7 +529,7 @@ def status(directory: Path) -> dict[str, Any]:
     components: dict[str, Any] = {}
     for name in ("source", "replica", "target", "rehearsal"):
         server: MariaDBServer = getattr(sb, name)
-        entry: dict[str, Any] = {"running": server.running(), "address": f"127.0.0.1:{server.port}",
+        entry: dict[str, Any] = {"running": server.running(), "address": f"{server.host}:{server.port}",
                                  **({"optional": True} if name == "rehearsal" else {})}  # rehearsal.teardown stops it
         if entry["running"]:
             with server.root() as root:
@@ -544,6 +542,9 @@ def status(directory: Path) -> dict[str, Any]:
     components["haproxy"] = {"running": sb.haproxy.running(), "address": f"127.0.0.1:{sb.haproxy.port}",
                              "admin_socket": str(sb.haproxy.admin_socket)}
     components["aws"] = {"running": sb.aws.running(), "endpoint_url": sb.aws.endpoint_url}
+    for name, component in repoints.components(sb):
+        components[name] = {"running": component.running(), "address": f"127.0.0.1:{component.port}",
+                            "detail": repoints.detail(name)}
     return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "options": sb.options.as_dict(),
             "components": components,
             "all_running": all(c["running"] for c in components.values() if not c.get("optional"))}
@@ -558,7 +559,7 @@ def down(directory: Path) -> list[str]:
         raise BadInput(f"{directory} is not a sandbox (no {MANIFEST}); refusing to delete it")
     sb = Sandbox.open(directory)
     stopped = []
-    for name, component in (("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh),
+    for name, component in (*repoints.components(sb), ("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh),
                             ("rehearsal", sb.rehearsal), ("target", sb.target),
                             ("replica", sb.replica), ("source", sb.source)):
         try:

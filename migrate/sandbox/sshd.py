@@ -20,6 +20,7 @@ from migrate.sandbox import procs
 class SshServer:
     base: Path
     port: int
+    home: Path | None = None  # where every command starts (a host of its own: relative paths resolve there)
 
     @property
     def host_key(self) -> Path:
@@ -65,7 +66,7 @@ PermitRootLogin prohibit-password
 AllowUsers {self.user}
 Subsystem sftp internal-sftp
 LogLevel ERROR
-"""
+""" + (f'ForceCommand cd {self.home} && eval "$SSH_ORIGINAL_COMMAND"\n' if self.home else "")
         (self.base / "sshd_config").write_text(config)
 
     def start(self) -> None:

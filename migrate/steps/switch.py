@@ -369,7 +369,12 @@ class Repoint(SwitchStep):
         self._record(ctx)
 
     def run(self, ctx: RunContext) -> str:
-        sentence = self.sw.repointer.point_to(*self.sw.new.address)
+        repointer = self.sw.repointer
+        if "repoint_saved" not in ctx.facts:  # what the repoint replaces, saved before it changes anything
+            ctx.facts["repoint_saved"] = repointer.snapshot(*self.sw.new.address)
+            if ctx.facts["repoint_saved"] is not None:
+                ctx.save()
+        sentence = repointer.point_to(*self.sw.new.address)
         ctx.checkpoint(f"application endpoint pointed at {self.sw.new}")
         self._record(ctx)
         return sentence
@@ -385,7 +390,9 @@ class Repoint(SwitchStep):
 
     def rollback(self, ctx: RunContext) -> str | None:
         sw = self.sw
-        sentence = sw.repointer.point_to(*sw.old.address)
+        saved = ctx.facts.get("repoint_saved")
+        sentence = sw.repointer.restore(saved) if saved else sw.repointer.point_to(*sw.old.address)
+        ctx.facts.pop("repoint_saved", None)
         ctx.facts["repointed"] = False
         sw.app.follow(sw.old)
         _record_phase(sw, ctx, f"{sw.workflow} pointed the application back to {sw.old.name}", app_on=sw.old.name)

@@ -14,7 +14,7 @@ from migrate.capabilities import grants, host_inspector, inspector, phase, rds_i
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.replication import SERVICE_TABLES
-from migrate.capabilities.repoint import for_playbook
+from migrate.capabilities.repoint import for_migration
 from migrate.capabilities.seed.consistency import choose as choose_consistency
 from migrate.checks import Check, fail, passed, warn
 from migrate.checks import cutover as cutover_checks
@@ -155,7 +155,7 @@ def _rehearsal(m: Migration) -> dict[str, Any] | None:
     if m.pb.rehearsal is None:
         return None
     try:
-        repoint = True, for_playbook(m.pb.rehearsal.repoint).check()
+        repoint = True, for_migration(m.pb, m.pb.rehearsal.repoint).check()
     except MigrateError as exc:
         repoint = False, exc.message
     return {"repoint": repoint, "latest": report.latest_prediction(m.pb.run_dir)}
@@ -174,7 +174,7 @@ def _write_block(m: Migration) -> tuple[bool, str]:
 
 def _repoint(m: Migration) -> tuple[bool, str]:
     try:
-        return True, for_playbook(m.pb.cutover.repoint).check()
+        return True, for_migration(m.pb).check()
     except MigrateError as exc:
         return False, exc.message
 
@@ -208,7 +208,7 @@ def _probe(m: Migration) -> tuple[str, str, str | None] | None:
         "" if exists else f"; `migrate start` grants it INSERT on {inspector.TOOL_SCHEMA}")
     if app.fixed:
         try:
-            carried = for_playbook(m.pb.cutover.repoint).carries(ep)
+            carried = for_migration(m.pb).carries(ep)
         except MigrateError as exc:
             carried, said = None, f"{said}; could not tell whether the repoint moves it: {exc.message}"
         if carried is False or app.fixed == m.source_address:

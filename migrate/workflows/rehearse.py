@@ -22,7 +22,7 @@ from migrate import log
 from migrate.capabilities import inspector, phase, prediction, report, write_block
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
-from migrate.capabilities.repoint import for_playbook
+from migrate.capabilities.repoint import for_migration
 from migrate.capabilities.switch import AppEndpoint, Switch
 from migrate.capabilities.write_block import revoke_and_kill
 from migrate.errors import MigrateError, Refused
@@ -48,7 +48,7 @@ def build(m: Migration, app: AppEndpoint, probe: Probe | None) -> Switch:
         workflow=WORKFLOW, old=source, new=rehearsal, new_from_old=m.forward_link,
         blocker=write_block.RevokeAndKill(source, [r.drill_user], c.timeout_s),
         promoter=switch_workflow.blocker(m, rehearsal, [r.drill_user]),
-        old_from_new=m.forward_link, app_users=[r.drill_user], app=app, repointer=for_playbook(r.repoint),
+        old_from_new=m.forward_link, app_users=[r.drill_user], app=app, repointer=for_migration(m.pb, r.repoint),
         max_lag_s=c.max_lag_s, stable_for_s=c.stable_for_s, timeout_s=c.timeout_s, follow_after=False,
         events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),
         probe_gate=probe.gate if probe else None)
@@ -62,7 +62,7 @@ def drill_endpoint(m: Migration, password: str) -> AppEndpoint:
 
 
 def steps(m: Migration, sw: Switch, drill: rehearse_steps.DrillAccount) -> list:
-    cutover_repointer = for_playbook(m.pb.cutover.repoint)
+    cutover_repointer = for_migration(m.pb)
     cutover_blocker = switch_workflow.blocker(m, m.server("source"))
     return [rehearse_steps.RealBlockAllowed(m, sw, cutover_repointer, cutover_blocker),
             rehearse_steps.SeedRehearsal(m, sw, lambda: seed_by_dump(m)), drill, *switch_steps.steps(sw),

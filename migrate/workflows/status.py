@@ -7,7 +7,7 @@ from typing import Any
 
 from migrate.capabilities import phase, replication
 from migrate.capabilities.migration import Migration
-from migrate.capabilities.repoint import for_playbook
+from migrate.capabilities.repoint import for_migration
 from migrate.errors import MigrateError
 
 FOLLOWS_TARGET = ("cut_over", "rolling_back")  # phases in which the source replicates from the target
@@ -80,7 +80,7 @@ def next_command(p: phase.Phase, path: str, *, alive: bool) -> str:
 def _endpoint_check(m: Migration, p: phase.Phase, warnings: list[str]) -> str | None:
     """Where the repointer says the application points, checked against the record."""
     try:
-        now = for_playbook(m.pb.cutover.repoint).current()
+        now = for_migration(m.pb).current()
     except MigrateError as exc:
         warnings.append(f"cannot read where the application points: {exc.message}")
         return None

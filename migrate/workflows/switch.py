@@ -20,7 +20,7 @@ from migrate import secrets
 from migrate.capabilities import hooks, phase, prediction, report, write_block
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
-from migrate.capabilities.repoint import for_playbook
+from migrate.capabilities.repoint import for_migration
 from migrate.capabilities.switch import AppEndpoint, Server, Switch
 from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
 from migrate.runner import Runner, RunResult
@@ -71,7 +71,7 @@ def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe |
         workflow=workflow, old=old, new=new, blocker=blocker(m, old), promoter=blocker(m, new),
         new_from_old=m.forward_link if forward else m.reverse_link,
         old_from_new=m.reverse_link if forward else m.forward_link,
-        app_users=blocked_users(m), app=app or app_endpoint(m, app_on), repointer=for_playbook(c.repoint),
+        app_users=blocked_users(m), app=app or app_endpoint(m, app_on), repointer=for_migration(m.pb),
         max_lag_s=c.max_lag_s, stable_for_s=c.stable_for_s, timeout_s=c.timeout_s,
         follow_after=c.reverse_replication or not forward,
         events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),

@@ -23,10 +23,13 @@ from migrate.capabilities.repoint import (
     HaproxyRepointer,
     RepointCheckFailed,
     RepointFailed,
+    Route53Repointer,
+    SshFileRepointer,
     for_playbook,
 )
-from migrate.errors import MigrateError, NotBuiltYet
+from migrate.errors import MigrateError
 from migrate.playbook import (
+    Aws,
     CommandRepoint,
     HaproxyRepoint,
     Repoint,
@@ -269,11 +272,10 @@ def test_a_socket_below_level_admin_is_refused_by_check_and_by_haproxy(user_leve
     assert "Permission denied" in denied.value.message and "level admin" in denied.value.hint
 
 
-def test_haproxy_on_another_host_is_not_built_yet(tmp_path):
+def test_haproxy_on_another_host_goes_through_ssh(tmp_path):
     ssh = Ssh(host="lb1.internal", user="ubuntu")
-    with pytest.raises(NotBuiltYet, match="not built yet") as exc:
-        HaproxyRepointer(HaproxyRepoint(socket=tmp_path / "admin.sock", via_ssh=ssh))
-    assert "lb1.internal" in exc.value.message
+    repointer = HaproxyRepointer(HaproxyRepoint(socket=tmp_path / "admin.sock", via_ssh=ssh))
+    assert f"{tmp_path / 'admin.sock'} on ubuntu@lb1.internal:22" in repointer.describe("10.0.1.20", 3306)
 
 
 # -- the operator's command ------------------------------------------------------------------------
@@ -336,11 +338,9 @@ def test_for_playbook_picks_haproxy_or_command(sandbox):
                       CommandRepointer)
 
 
-def test_for_playbook_refuses_route53_and_ssh_file_as_not_built_yet():
+def test_for_playbook_builds_route53_and_ssh_file_without_touching_them():
     route53 = Repoint(method="route53", route53=Route53Repoint(zone_id="Z123", record="db.internal."))
     ssh_file = Repoint(method="ssh_file", ssh_file=SshFileRepoint(
         hosts=[Ssh(host="app1", user="ubuntu")], path=Path("/etc/app/db.conf"), template="{host}:{port}"))
-    for repoint in (route53, ssh_file):
-        with pytest.raises(NotBuiltYet) as exc:
-            for_playbook(repoint)
-        assert exc.value.message == f"repoint method '{repoint.method}' is not built yet; use haproxy or command"
+    assert isinstance(for_playbook(route53, aws=Aws(region="us-east-1")), Route53Repointer)
+    assert isinstance(for_playbook(ssh_file), SshFileRepointer)

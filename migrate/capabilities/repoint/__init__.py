@@ -6,23 +6,32 @@
 from __future__ import annotations
 
 from migrate.adapters.executor import Executor
-from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed
+from migrate.capabilities.repoint.base import Caution, RepointCheckFailed, Repointer, RepointFailed
 from migrate.capabilities.repoint.command import CommandRepointer
 from migrate.capabilities.repoint.haproxy import HaproxyRepointer
-from migrate.errors import NotBuiltYet
-from migrate.playbook import Repoint
+from migrate.capabilities.repoint.route53 import Route53Repointer
+from migrate.capabilities.repoint.ssh_file import SshFileRepointer
+from migrate.playbook import Aws, Playbook, Repoint
 
-__all__ = ["CommandRepointer", "HaproxyRepointer", "RepointCheckFailed", "RepointFailed", "Repointer",
-           "for_playbook"]
+__all__ = ["Caution", "CommandRepointer", "HaproxyRepointer", "RepointCheckFailed", "RepointFailed", "Repointer",
+           "Route53Repointer", "SshFileRepointer", "for_migration", "for_playbook"]
 
 
-def for_playbook(repoint: Repoint, *, executor: Executor | None = None) -> Repointer:
-    """The repointer the playbook's `cutover.repoint` names (`executor` runs a `command` repoint;
-    default: this machine)."""
-    if repoint.method == "haproxy" and repoint.haproxy is not None:
-        return HaproxyRepointer(repoint.haproxy)
-    if repoint.method == "command" and repoint.command is not None:
+def for_playbook(repoint: Repoint, *, executor: Executor | None = None, aws: Aws | None = None,
+                 app_port: int | None = None) -> Repointer:
+    """The repointer the playbook's `cutover.repoint` names. `executor` runs a `command` repoint (default: this
+    machine); `aws` is the playbook's (route53); `app_port` the port the application connects to (the source's),
+    the only one a route53 record can lead to."""
+    if repoint.method == "route53":
+        return Route53Repointer(repoint.route53, aws, port=app_port)
+    if repoint.method == "ssh_file":
+        return SshFileRepointer(repoint.ssh_file)
+    if repoint.method == "command":
         return CommandRepointer(repoint.command, executor)
-    raise NotBuiltYet(f"repoint method '{repoint.method}' is not built yet; use haproxy or command",
-                      hint="set cutover.repoint.method to haproxy (HAProxy's admin socket) or command "
-                           "(your own script, called with {host} {port})")
+    return HaproxyRepointer(repoint.haproxy)
+
+
+def for_migration(pb: Playbook, repoint: Repoint | None = None) -> Repointer:
+    """`for_playbook` for `repoint` (default: the cutover's) with what the playbook gives it: its `aws` section, and
+    the source's port as the application's."""
+    return for_playbook(repoint or pb.cutover.repoint, aws=pb.aws, app_port=pb.source.port)

@@ -21,6 +21,11 @@ class RepointCheckFailed(Refused):
     """The repointer cannot work as configured (found by `check`; nothing was changed)."""
 
 
+class Caution(str):
+    """What `check` returns when the repointer can work but the operator should know something first:
+    `migrate plan` shows it as a warning instead of a pass."""
+
+
 class Repointer(ABC):
     method: ClassVar[str]
 
@@ -45,6 +50,16 @@ class Repointer(ABC):
         """Whether a connection to `endpoint` (an Endpoint) goes through what `point_to` moves; None when
         unknowable (a command cannot be read back)."""
         return None
+
+    def snapshot(self, host: str, port: int) -> dict | None:
+        """What `point_to(host, port)` is about to replace, as a record `restore` can put back exactly (the
+        Repoint step keeps it in the run's state before pointing: no secret, no file content in it). None: pointing
+        back at the old address undoes the repoint."""
+        return None
+
+    def restore(self, saved: dict) -> str:
+        """Put back exactly what `snapshot` recorded; return one sentence saying what was done."""
+        raise NotImplementedError(f"{self.method} takes no snapshot")
 
     @abstractmethod
     def check(self) -> str:

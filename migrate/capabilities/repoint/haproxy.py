@@ -4,9 +4,9 @@ still go to the old primary. Reads the address back before saying it is done."""
 from __future__ import annotations
 
 from migrate.adapters.db import Endpoint, connect
+from migrate.adapters.executor import SshExecutor
 from migrate.adapters.haproxy import HaproxyAdmin, HaproxyError, is_ip, resolve, same_ip
 from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed
-from migrate.errors import NotBuiltYet
 from migrate.playbook import HaproxyRepoint
 
 
@@ -14,16 +14,11 @@ class HaproxyRepointer(Repointer):
     method = "haproxy"
 
     def __init__(self, settings: HaproxyRepoint, admin: HaproxyAdmin | None = None):
-        if settings.via_ssh is not None:
-            raise NotBuiltYet(
-                f"repointing through an HAProxy admin socket on another host (cutover.repoint.haproxy.via_ssh: "
-                f"{settings.via_ssh.host}) is not built yet",
-                hint="run migrate on the HAProxy host with via_ssh: null, or use repoint method 'command' "
-                     "with a script that does it")
         self.settings = settings
         self.backend = settings.backend
         self.server = settings.server
-        self.admin = admin or HaproxyAdmin(settings.socket)
+        via = settings.via_ssh
+        self.admin = admin or HaproxyAdmin(settings.socket, executor=SshExecutor(via) if via else None)
 
     @property
     def _name(self) -> str:
@@ -32,7 +27,7 @@ class HaproxyRepointer(Repointer):
     def describe(self, host: str, port: int) -> str:
         where = f"{host}:{port}" if is_ip(host) else \
             f"{host}:{port} (resolved to an IP first: HAProxy's runtime API takes one)"
-        return (f"set {self._name} to {where} over {self.settings.socket} so that new connections go there, "
+        return (f"set {self._name} to {where} over {self.admin.where} so that new connections go there, "
                 "then shut the sessions still open on it (they go to the old primary)")
 
     def current(self) -> tuple[str, int]:
@@ -54,7 +49,8 @@ class HaproxyRepointer(Repointer):
                 f"{self._name} now sends new connections to {ip}:{port}, but the sessions still open to "
                 f"{before.addr}:{before.port} were not shut: {exc.message}",
                 hint=f"shut them by hand: echo 'shutdown sessions server {self.backend}/{self.server}' | "
-                     f"socat - UNIX-CONNECT:{self.settings.socket}") from None
+                     f"socat - UNIX-CONNECT:{self.settings.socket}"
+                     + (f" on {self.admin.executor.label}" if self.admin.executor else "")) from None
         after = self.admin.server_state(self.backend, self.server)
         if not (after.port == port and same_ip(after.addr, ip)):
             raise RepointFailed(
@@ -84,9 +80,9 @@ class HaproxyRepointer(Repointer):
             raise RepointCheckFailed(exc.message, hint=exc.hint) from None
         if level is not None and level != "admin":
             raise RepointCheckFailed(
-                f"HAProxy's socket {self.settings.socket} answers at level {level}; changing a server's "
+                f"HAProxy's socket {self.admin.where} answers at level {level}; changing a server's "
                 "address needs level admin",
                 hint="add `level admin` to the `stats socket` line in haproxy.cfg and reload HAProxy")
         note = "; note: it is in maintenance, so HAProxy sends it no connection" if state.in_maintenance else ""
-        return (f"HAProxy's socket {self.settings.socket} answers at level {level or 'unknown (old HAProxy)'}; "
+        return (f"HAProxy's socket {self.admin.where} answers at level {level or 'unknown (old HAProxy)'}; "
                 f"{state.describe()}{note}")
