@@ -184,6 +184,7 @@ class _Loop:
     applied: dict[str, str] = field(default_factory=dict)  # what the server holds, as last read or set
     events: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    failing: str = ""
     said: set[str] = field(default_factory=set)
     session: Session | None = None
     written_at: float = 0.0
@@ -231,16 +232,18 @@ class _Loop:
         try:
             wanted = self.wanted()
         except Exception as exc:  # noqa: BLE001 - moto down or not provisioned: keep the last state, say why
-            self._failed(f"cannot read the parameter group from moto ({type(exc).__name__}: {exc}); "
+            self._failed("reading the parameter group from moto",
+                         f"cannot read the parameter group from moto ({type(exc).__name__}: {exc}); "
                          "the server keeps what it has until moto answers again")
             return
         try:
             self.server()
         except Exception as exc:  # noqa: BLE001 - the source is down (stopped by a test): retry at the next poll
-            self._failed(f"cannot reach the source server as root ({exc}); retrying")
+            self._failed("reaching the source", f"cannot reach the source server as root ({exc}); retrying")
             return
-        if self.error:
-            self.say(f"recovered: {self.error.split(' (')[0]} works again")
+        recovered = self.error is not None
+        if recovered:
+            self.say(f"recovered: {self.failing} works again")
         self.error = None
         delay = self.applier.delay()
         for name, (value, why) in wanted.items():
@@ -253,13 +256,13 @@ class _Loop:
             if self.applied.get(name) == value or delay is None or time.monotonic() - seen.at < delay:
                 continue
             self._apply(name, value, seen, delay, why)
-        self._write_state(delay)
+        self._write_state(delay, force=recovered)
 
     def _apply(self, name: str, value: str, seen: _Seen, delay: float, why: str) -> None:
         try:
             self.server().run(DYNAMIC[name].set_sql(value))
         except Exception as exc:  # noqa: BLE001 - the session broke: reconnect and retry at the next poll
-            self._failed(f"SET GLOBAL {name} failed on the source ({exc}); retrying")
+            self._failed(f"SET GLOBAL {name}", f"SET GLOBAL {name} failed on the source ({exc}); retrying")
             with contextlib.suppress(Exception):
                 self.server().close()
             self.session = None
@@ -273,11 +276,12 @@ class _Loop:
                  f"({why}; delay {delay:g} s)")
         self._write_state(delay, force=True)
 
-    def _failed(self, message: str) -> None:
-        if message != self.error:
+    def _failed(self, what: str, message: str) -> None:
+        changed = message != self.error
+        if changed:
             self.say(message)
-        self.error = message
-        self._write_state(self.applier.delay(), force=True)
+        self.error, self.failing = message, what
+        self._write_state(self.applier.delay(), force=changed)
 
     def _write_state(self, delay: float | None, force: bool = False) -> None:
         now = time.time()
