@@ -496,7 +496,7 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
         "state_dir": str(sb.dir / "state"),
         "aws": {"region": sb.aws.settings.region, "endpoint_url": sb.aws.endpoint_url,
                 "credentials_file": str(sb.aws.credentials_file)},
-        "source": source_dict(sb, target_ssh),
+        "source": source_dict(sb, dict(target_ssh)),  # the same sshd stands for both hosts
         "target": {"host": "127.0.0.1", "port": sb.ports["target"], "user": TARGET_USER,
                    "password_file": str(sb.secret_file("target")), "tls": {"mode": "disabled"},
                    "ssh": target_ssh,
