@@ -646,7 +646,8 @@ def down(directory: Path) -> list[str]:
         raise BadInput(f"{directory} is not a sandbox (no {MANIFEST}); refusing to delete it")
     sb = Sandbox.open(directory)
     stopped = []
-    for name, component in (("haproxy", sb.haproxy), ("rds_applier", sb.rds_applier), ("aws", sb.aws), ("ssh", sb.ssh),
+    applier = (("rds_applier", sb.rds_applier),) if sb.options.source == "rds" else ()
+    for name, component in (("haproxy", sb.haproxy), *applier, ("aws", sb.aws), ("ssh", sb.ssh),
                             ("rehearsal", sb.rehearsal), ("target", sb.target),
                             ("replica", sb.replica), ("source", sb.source)):
         try:
