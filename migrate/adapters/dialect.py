@@ -222,6 +222,21 @@ class Dialect:
                       ("SET_USER_ID", frozenset({"SET_USER_ID", "SET_ANY_DEFINER", "SUPER"}))]
         return [(name, gives | {"ALL PRIVILEGES"} if name != "GRANT OPTION" else gives) for name, gives in needs]
 
+    def read_only_setters(self) -> frozenset[str]:
+        """Global privileges that let an account SET GLOBAL read_only (MariaDB 10.11 took READ_ONLY ADMIN out of
+        SUPER)."""
+        if self.is_mariadb:
+            return frozenset({"READ_ONLY ADMIN", "ALL PRIVILEGES"} | (set() if self.version >= (10, 11, 0)
+                                                                    else {"SUPER"}))
+        return frozenset({"SUPER", "SYSTEM_VARIABLES_ADMIN", "ALL PRIVILEGES"})
+
+    def read_only_bypassers(self) -> frozenset[str]:
+        """Global privileges whose holders still write while read_only is ON: MariaDB's READ_ONLY ADMIN (SUPER
+        before 10.11); none on MySQL, where super_read_only goes on too."""
+        if self.has_super_read_only:
+            return frozenset()
+        return self.read_only_setters() if self.is_mariadb else frozenset({"SUPER", "ALL PRIVILEGES"})
+
     # -- replica threads ---------------------------------------------------------------------
 
     def replica_status(self) -> Statement:

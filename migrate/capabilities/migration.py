@@ -170,6 +170,15 @@ class Migration:
             self._rehearsal_host = executors.for_host(self.rehearsal.ssh, label="rehearsal host")
         return self._rehearsal_host
 
+    def parameter_group_api(self):
+        """The RDS source's parameter group through boto3 (write_block: parameter_group)."""
+        from migrate.capabilities.write_block import ParameterGroupApi
+
+        if self.pb.source.kind != "rds":
+            raise BadInput("the source is not RDS: it has no DB parameter group",
+                           hint="use cutover.write_block: read_only on a self-managed source")
+        return ParameterGroupApi(self.pb.aws, self.pb.source.rds_instance_id)
+
     def close(self) -> None:
         for host in (self._source_host, self._rehearsal_host):
             if host is not None:

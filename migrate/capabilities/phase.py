@@ -102,8 +102,7 @@ def sentence(p: Phase) -> str:
         "rolled_back": "rolled back: the target is a read-only replica of the source again",
     }[p.phase]
     if p.writes_blocked:
-        blocked = f"WRITES ARE BLOCKED: the application points at {where[p.app_on]}, where its write privileges " \
-                  "are revoked"
+        blocked = f"WRITES ARE BLOCKED: the application points at {where[p.app_on]}, where the write block holds"
         return f"{text}; {blocked}"
     return f"{text}; the application writes on {where[p.app_on]} (since {p.since})"
 

@@ -20,11 +20,13 @@ def predict(*, drill_gap_ms: float, block: dict[str, Any], app_grants: int | Non
     """`block`: what the drill's write block took (`block_timing`: grants, revoke_ms, sessions, kill_ms);
     `app_grants`/`app_sessions`: what the cutover's block would revoke and kill, counted on the source during the
     drill (`app_grants` None when it could not be counted)."""
-    terms = [_revoke_term(block, app_grants), _kill_term(block, app_sessions),
+    revoking = cutover_block == "revoke_and_kill"
+    terms = [*([_revoke_term(block, app_grants)] if revoking else []), _kill_term(block, app_sessions),
              _repoint_term(drill_repoint, cutover_repoint)]
-    if cutover_block != "revoke_and_kill":
-        terms.append({"term": f"the cutover's write block ({cutover_block})", "ms": None,
-                      "source": "not timed: the drill blocks with revoke_and_kill on its own account"})
+    if not revoking:
+        terms.append({"term": f"the cutover's write block ({cutover_block}) instead of the drill's revoke",
+                      "ms": None, "source": "not timed: the drill blocks with revoke_and_kill on its own account "
+                                            "(production's read_only and parameter group are never touched)"})
     terms.append({"term": "rolling back the transactions the application has open when its sessions are killed",
                   "ms": None, "source": "not timed: the drill's sessions are idle; a long transaction's rollback "
                                         "delays the end of the kill by as long as it takes"})

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from migrate.adapters.db import DatabaseError, Endpoint, Session, connect
 from migrate.capabilities.repoint.base import Repointer
+
+if TYPE_CHECKING:
+    from migrate.capabilities.write_block import WriteBlocker
 
 # A switch step that talks to a server may take cutover.timeout_s (its own wait) and this much more.
 STEP_SLACK_S = 10.0
@@ -133,6 +137,8 @@ class Switch:
     app_users: list[str]
     app: AppEndpoint
     repointer: Repointer
+    blocker: WriteBlocker  # blocks the application's writes on `old`
+    promoter: WriteBlocker  # the same method as `new` allows it: makes `new` writable at promotion
     max_lag_s: float
     stable_for_s: float
     timeout_s: float

@@ -98,11 +98,18 @@ def _app_accounts(f: PlanFacts) -> Check:
 
 
 def _write_block(f: PlanFacts) -> Check:
-    method = f.pb.cutover.write_block
-    if method != "revoke_and_kill":
-        return fail("cutover.write_block", f"write_block: {method} is not built yet", "use write_block: revoke_and_kill")
-    kill = "mysql.rds_kill" if f.pb.source.kind == "rds" else "KILL"
-    return passed("cutover.write_block", f"revoke_and_kill: REVOKE on the source, then {kill} of the sessions")
+    method, said = f.pb.cutover.write_block, f.extra.get("write_block")
+    if said is None:
+        return skipped("cutover.write_block", "source")
+    ok, text = said
+    if not ok:
+        return fail("cutover.write_block", f"{method}: {text}", "fix what the line above names, or choose another "
+                    "cutover.write_block")
+    if method == "parameter_group":
+        return warn("cutover.write_block", f"{method}: {text}", "the block waits until AWS has applied the "
+                    "parameter: that latency is part of the write downtime, and the rehearsal (which blocks only a "
+                    "drill account) cannot time it; budget cutover.timeout_s for it")
+    return passed("cutover.write_block", f"{method}: {text}")
 
 
 def _repoint(f: PlanFacts) -> Check:

@@ -20,13 +20,14 @@ from pydantic import SecretStr
 from migrate import log
 from migrate.adapters.db import Session, connect, quote_account, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, inspector, replication, write_block
+from migrate.capabilities import accounts, inspector, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.repoint.base import Repointer
 from migrate.capabilities.seed import physical
 from migrate.capabilities.switch import AppEndpoint, Switch
-from migrate.errors import MigrateError, Refused, StepFailed
+from migrate.capabilities.write_block import WriteBlocker, sessions_of
+from migrate.errors import MigrateError, StepFailed
 from migrate.runner import RunContext, Step
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -53,36 +54,22 @@ class RealBlockAllowed(RehearsalStep):
     changes_nothing = True
     timeout_s = 60.0
 
-    def __init__(self, m: Migration, sw: Switch, cutover_repointer: Repointer, blocked: list[str]):
+    def __init__(self, m: Migration, sw: Switch, cutover_repointer: Repointer, cutover_blocker: WriteBlocker):
         super().__init__(m, sw)
-        self.cutover_repointer, self.blocked = cutover_repointer, blocked
+        self.cutover_repointer, self.cutover_blocker = cutover_repointer, cutover_blocker
 
     def describe(self) -> str:
         return (f"check, changing nothing: the cutover's write block ({self.m.pb.cutover.write_block}) would be "
-                f"allowed on the source for {', '.join(self.blocked) or '(none)'}, and its repoint "
+                f"allowed on the source for {', '.join(self.cutover_blocker.users) or '(none)'}, and its repoint "
                 f"({self.m.pb.cutover.repoint.method}) can act")
 
     def run(self, ctx: RunContext) -> str:
-        method = self.m.pb.cutover.write_block
-        if method != "revoke_and_kill":
-            raise Refused(f"cutover.write_block {method} is not built yet: the drill cannot stand in for it",
-                          hint="use write_block: revoke_and_kill")
         with self.m.source() as s:
-            held = accounts.named(s, self.blocked, what="application account(s)", where="the source",
-                                  fix="fix cutover.app_users (and probe.user) in the playbook")
-            revocable = write_block.revocable(s, held)  # refuses accounts holding roles
-            mine = inspector.global_privileges(s)
-        if not revocable:
-            raise Refused(f"no write privilege to revoke for {', '.join(str(a) for a in held)}: the cutover's block "
-                          "would block nothing", hint="list the application's writing accounts in cutover.app_users")
-        kill = "mysql.rds_kill" if self.sw.old.rds else "KILL"
-        if not write_block.can_revoke_and_kill(mine, rds=self.sw.old.rds):
-            raise Refused(f"{self.m.pb.source.user} on the source cannot revoke and kill other accounts' sessions "
-                          f"(needs GRANT OPTION{'' if self.sw.old.rds else ' and SUPER or CONNECTION ADMIN'})",
-                          hint="run migrate as the RDS master user or an administrative account")
+            accounts.named(s, self.cutover_blocker.users, what="application account(s)", where="the source",
+                           fix="fix cutover.app_users (and probe.user) in the playbook")
+            block = self.cutover_blocker.check(s)
         repoint = self.cutover_repointer.check()
-        return (f"the cutover's block would revoke {sum(len(g.write_privileges()) for g in revocable)} write "
-                f"privilege(s) of {len(held)} account(s) and {kill} their sessions; its repoint: {repoint}")
+        return f"the cutover's block would {block}; its repoint: {repoint}"
 
 
 class SeedRehearsal(RehearsalStep):
@@ -212,7 +199,7 @@ class DrillAccount(RehearsalStep):
                              f"{'running' if status.sql_running else 'stopped'}"
                              + (f"; {status.last_error}" if status.last_error else ""),
                              hint=replication.hint_for(status))
-        app_sessions = len(write_block.sessions_of(s, self.m.pb.cutover.app_users))
+        app_sessions = len(sessions_of(s, self.m.pb.cutover.app_users))
         endpoint = dataclasses.replace(sw.old.endpoint(), user=self.user, password=SecretStr(self.password),
                                        label="drill session")
         for _ in range(min(app_sessions, MAX_DRILL_SESSIONS)):

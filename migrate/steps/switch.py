@@ -14,7 +14,7 @@ import time
 
 from migrate.adapters.db import DatabaseError, Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, events, inspector, phase, replication, write_block
+from migrate.capabilities import accounts, events, inspector, phase, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.switch import STEP_SLACK_S, Server, Switch
 from migrate.errors import MigrateError, Refused, StepFailed
@@ -198,58 +198,34 @@ class BlockWrites(SwitchStep):
         self.timeout_s = sw.timeout_s + STEP_SLACK_S
 
     def describe(self) -> str:
-        users = ", ".join(self.sw.app_users) or "(none)"
-        kill = "mysql.rds_kill" if self.sw.old.rds else "KILL"
-        return (f"on {self.sw.old.name}: revoke the write privileges of {users}, kill their sessions ({kill}) "
-                "and wait until they are gone")
+        return self.sw.blocker.describe()
 
     def done(self, ctx: RunContext) -> bool:
-        taken = ctx.facts.get("revoked")
-        if taken is None:
+        if ctx.facts.get("blocked_at") is None:
             return False
         with self.sw.old.session() as s:
-            return write_block.still_revoked(s, taken) and not write_block.sessions_of(s, self.sw.app_users)
+            return self.sw.blocker.is_blocked(s, ctx.facts)
 
     def run(self, ctx: RunContext) -> str:
         sw = self.sw
         ctx.on_cancel(sw.cancel)
         s = sw.old.shared()
-        held = write_block.revocable(s, inspector.accounts_of(s, sw.app_users))
-        # Saved before the first REVOKE, so a crash in the middle can still be undone; added to what an earlier
-        # run of this attempt took (after its REVOKE the server no longer shows those privileges).
-        taken = ctx.facts.get("revoked", [])
-        taken += [item for item in ({"grant": g.as_dict(), "revoked": list(g.write_privileges())} for g in held)
-                  if item not in taken]
-        ctx.facts["revoked"] = taken
         ctx.facts.setdefault("blocked_at", time.time())  # from here on writes may fail: the downtime starts
         ctx.facts.setdefault("phase_before", phase.read(ctx.state).as_dict())
         _record_phase(sw, ctx, f"{sw.workflow} blocks writes on {sw.old.name}",
                       phase=phase.SWITCHING.get(sw.workflow), attempt=ctx.attempt, workflow=sw.workflow,
                       app_on=sw.old.name, writable=[])
-        ctx.save(durable=True)  # the grants to give back must outlive even a power loss; the writes still flow
-        began = time.monotonic()
-        write_block.revoke(s, held, log_to_binlog=sw.old.rds)
-        revoked = time.monotonic()
-        ctx.checkpoint("write privileges revoked; killing the application's sessions")
-        killed = write_block.kill_and_wait(s, sw.app_users, sw.timeout_s)
-        # What the rehearsal's prediction scales from: how long each part took, for how many grants and sessions.
-        ctx.facts["block_timing"] = {"grants": len(held), "revoke_ms": round((revoked - began) * 1000, 1),
-                                     "sessions": killed, "kill_ms": round((time.monotonic() - revoked) * 1000, 1)}
-        names = sorted({g.account for g in held})
-        return (f"writes blocked on {sw.old.name}: {sum(len(g.write_privileges()) for g in held)} write privilege(s) "
-                f"revoked from {', '.join(names) or 'no account'}, {killed} session(s) killed and gone")
+        return sw.blocker.block(s, ctx)  # it saves (durably) what undoes it before it changes anything
 
     def rollback(self, ctx: RunContext) -> str | None:
-        taken = ctx.facts.get("revoked")
-        if taken is None:
+        if ctx.facts.get("blocked_at") is None:
             return None
         with self.sw.old.session() as s:
-            write_block.give_back(s, taken, log_to_binlog=self.sw.old.rds)
+            said = self.sw.blocker.release(s, ctx)
         before = ctx.facts.get("phase_before")
         if before and not self.sw.drill:  # as _record_phase: a drill's phase_before is never written back
             phase.write(ctx.state, phase.Phase(**{**before, "history": []}), why=f"{self.sw.workflow} undone")
-        return (f"write privileges given back on {self.sw.old.name} ({len(taken)} grant(s)): the application can "
-                "write there again")
+        return said
 
 
 class FinalPosition(SwitchStep):
@@ -314,10 +290,13 @@ class Promote(SwitchStep):
 
     def describe(self) -> str:
         n = self.sw.new.name
-        writable = "" if self.sw.new.rds else ", read_only off"
+        writable = {"parameter_group": ", read_only back in its parameter group"}.get(
+            self.sw.promoter.method, "" if self.sw.new.rds else ", read_only off")
+        grants = ", give the application the write privileges the block took" \
+            if self.sw.blocker.method == "revoke_and_kill" else ""
         return (f"on {n}: stop replication, record {n}'s own binary-log position (where the old primary will "
-                f"follow from), give the application the write privileges the block took, enable the events kept "
-                f"disabled{writable} (its stopped replication is forgotten after the repoint)")
+                f"follow from){grants}, enable the events kept disabled{writable} (its stopped replication is "
+                "forgotten after the repoint)")
 
     def done(self, ctx: RunContext) -> bool:
         if not ctx.facts.get("promoted"):
@@ -325,7 +304,7 @@ class Promote(SwitchStep):
         with self.sw.new.session() as new:
             status = replication.read_status(new)
             stopped = not (status.io_running or status.sql_running)
-            return stopped and (self.sw.new.rds or not new.variable("read_only"))
+            return stopped and self.sw.promoter.is_writable(new)
 
     def run(self, ctx: RunContext) -> str:
         sw, facts = self.sw, ctx.facts
@@ -341,25 +320,21 @@ class Promote(SwitchStep):
             facts["own_position"] = _as_dict(inspector.binlog_position(new))
         ctx.save()  # both, before the new primary can be written to
         ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
-        write_block.give_back(new, facts.get("revoked", []), log_to_binlog=sw.new.rds)
+        handed = sw.blocker.hand_over(new, sw.new, facts)
         enabled = _toggle_events(new, sw.new, sw.events, enable=True)
-        if not sw.new.rds:
-            for stmt in new.dialect.set_read_only(False):
-                new.run(stmt)
+        writable = sw.promoter.make_writable(new, ctx)
         facts["promoted"] = True
         own = _position(facts["own_position"])
         return (f"{sw.new.name} promoted at its position {own.file}:{own.pos}"
                 + (f" (GTID {own.gtid_set})" if own.gtid_set else "")
-                + f": replication stopped, write privileges given back ({len(facts.get('revoked', []))} "
-                  f"grant(s)), {enabled} event(s) enabled" + ("" if sw.new.rds else ", read_only OFF"))
+                + ": " + ", ".join(part for part in ("replication stopped", handed, f"{enabled} event(s) enabled",
+                                                     writable) if part))
 
     def rollback(self, ctx: RunContext) -> str | None:
         sw, facts = self.sw, ctx.facts
         at = _position(facts.get("replica_at_promotion")) if facts.get("replica_at_promotion", {}).get("file") else None
         with sw.new.session() as new:
-            if not sw.new.rds:
-                for stmt in new.dialect.set_read_only(True):
-                    new.run(stmt)
+            sw.promoter.make_read_only(new, ctx)
             _toggle_events(new, sw.new, sw.events, enable=False)
             status = replication.read_status(new)
             if status.configured and status.healthy:

@@ -75,7 +75,7 @@ def gather(m: Migration) -> PlanFacts:
     rds = rds_inspector.inspect(pb.aws, pb.source.rds_instance_id) if pb.source.kind == "rds" else None
     return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
                      extra={"source_for_target": f"{host_address}:{host_port}", "rehearsal": _rehearsal(m),
-                            "seeded_schemas": _seeded(m),
+                            "seeded_schemas": _seeded(m), "write_block": _write_block(m) if source else None,
                             "target_address": f"{pb.target.host}:{pb.target.port}",
                             "replication_password_length": len(m.replication_password.get_secret_value()),
                             "replication_login": _replication_login(m) if source and source.repl_grants is not None
@@ -159,6 +159,17 @@ def _rehearsal(m: Migration) -> dict[str, Any] | None:
     except MigrateError as exc:
         repoint = False, exc.message
     return {"repoint": repoint, "latest": report.latest_prediction(m.pb.run_dir)}
+
+
+def _write_block(m: Migration) -> tuple[bool, str]:
+    """Whether the cutover's write block would be allowed on the source (the blocker's own read-only check)."""
+    from migrate.workflows.switch import blocker
+
+    try:
+        with m.source(read_only=True) as s:
+            return True, blocker(m, m.server("source")).check(s)
+    except MigrateError as exc:
+        return False, exc.message
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

@@ -24,6 +24,7 @@ from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
 from migrate.capabilities.switch import AppEndpoint, Switch
+from migrate.capabilities.write_block import revoke_and_kill
 from migrate.errors import MigrateError, Refused
 from migrate.playbook import Target
 from migrate.runner import Runner, RunResult
@@ -39,9 +40,14 @@ READY_PHASES = ("replicating", "rolled_back")  # the target replicates from the 
 
 def build(m: Migration, app: AppEndpoint, probe: Probe | None) -> Switch:
     r, c = m.rehearsal, m.pb.cutover
-    source = m.server("source")
+    source, rehearsal = m.server("source"), m.server("rehearsal")
+    # The drill's block: the drill account's grants revoked and its sessions killed, whatever the cutover's method
+    # (production's read_only or parameter group are never touched); the rehearsal server is made writable as the
+    # target would be.
     return Switch(
-        workflow=WORKFLOW, old=source, new=m.server("rehearsal"), new_from_old=m.forward_link,
+        workflow=WORKFLOW, old=source, new=rehearsal, new_from_old=m.forward_link,
+        blocker=write_block.RevokeAndKill(source, [r.drill_user], c.timeout_s),
+        promoter=switch_workflow.blocker(m, rehearsal, [r.drill_user]),
         old_from_new=m.forward_link, app_users=[r.drill_user], app=app, repointer=for_playbook(r.repoint),
         max_lag_s=c.max_lag_s, stable_for_s=c.stable_for_s, timeout_s=c.timeout_s, follow_after=False,
         events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),
@@ -57,7 +63,8 @@ def drill_endpoint(m: Migration, password: str) -> AppEndpoint:
 
 def steps(m: Migration, sw: Switch, drill: rehearse_steps.DrillAccount) -> list:
     cutover_repointer = for_playbook(m.pb.cutover.repoint)
-    return [rehearse_steps.RealBlockAllowed(m, sw, cutover_repointer, switch_workflow.blocked_users(m)),
+    cutover_blocker = switch_workflow.blocker(m, m.server("source"))
+    return [rehearse_steps.RealBlockAllowed(m, sw, cutover_repointer, cutover_blocker),
             rehearse_steps.SeedRehearsal(m, sw, lambda: seed_by_dump(m)), drill, *switch_steps.steps(sw),
             rehearse_steps.ProductionUntouched(m, sw, switch_workflow.app_endpoint(m, "source"), cutover_repointer),
             rehearse_steps.Cleanup(m, sw, drill)]
@@ -178,7 +185,7 @@ def _production_counts(m: Migration) -> dict[str, Any]:
     users = switch_workflow.blocked_users(m)
     try:
         with m.source() as s:
-            grants = len(write_block.revocable(s, inspector.accounts_of(s, users)))
+            grants = len(revoke_and_kill.revocable(s, inspector.accounts_of(s, users)))
             sessions = len(write_block.sessions_of(s, m.pb.cutover.app_users))
     except MigrateError as exc:
         log.get().warning("the application's grants could not be counted", reason=exc.message)

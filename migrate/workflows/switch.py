@@ -17,12 +17,12 @@ import uuid
 from typing import Any
 
 from migrate import secrets
-from migrate.capabilities import hooks, phase, prediction, report
+from migrate.capabilities import hooks, phase, prediction, report, write_block
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_playbook
-from migrate.capabilities.switch import AppEndpoint, Switch
-from migrate.errors import BadInput, MigrateError, NeedsHuman, NotBuiltYet, Refused
+from migrate.capabilities.switch import AppEndpoint, Server, Switch
+from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
 from migrate.runner import Runner, RunResult
 from migrate.runner.store import command_line, wall_of
 from migrate.steps import switch as switch_steps
@@ -53,23 +53,22 @@ def blocked_users(m: Migration) -> list[str]:
     return users
 
 
-def refuse_unbuilt_block(m: Migration) -> None:
-    """Never block writes another way than the playbook says: a method not built yet is refused, not replaced."""
-    if m.pb.cutover.write_block != "revoke_and_kill":
-        raise NotBuiltYet(f"cutover.write_block {m.pb.cutover.write_block} is not built yet; nothing was changed",
-                          hint="use write_block: revoke_and_kill")
+def blocker(m: Migration, server: Server, users: list[str] | None = None) -> write_block.WriteBlocker:
+    """The playbook's write block as `server` allows it (for the application's accounts, unless `users`)."""
+    return write_block.for_server(m.pb.cutover.write_block, server, blocked_users(m) if users is None else users,
+                                  m.pb.cutover.timeout_s, parameter_group=m.parameter_group_api)
 
 
 def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe | None = None,
           app: AppEndpoint | None = None) -> Switch:
     """The switch of `workflow` for this migration: who is old and new, and how each replicates from the other."""
     c = m.pb.cutover
-    refuse_unbuilt_block(m)
     source, target = m.server("source"), m.server("target")
     forward = workflow == "cutover"
     before = m.pb.hooks.before_cutover if forward else None
+    old, new = (source, target) if forward else (target, source)
     return Switch(
-        workflow=workflow, old=source if forward else target, new=target if forward else source,
+        workflow=workflow, old=old, new=new, blocker=blocker(m, old), promoter=blocker(m, new),
         new_from_old=m.forward_link if forward else m.reverse_link,
         old_from_new=m.reverse_link if forward else m.forward_link,
         app_users=blocked_users(m), app=app or app_endpoint(m, app_on), repointer=for_playbook(c.repoint),
@@ -87,7 +86,6 @@ def steps(m: Migration, sw: Switch) -> list:
 
 def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
     """The ordered steps with what each would do: --dry-run prints this and changes nothing."""
-    refuse_unbuilt_block(m)
     app = AppEndpoint(m.pb.probe.user or "(probe)", lambda: None, fixed=None, points_at=m.server("source"))
     sw = build(m, workflow, app=app, probe=None)
     sw.probe_gate = (lambda window: None) if m.pb.probe.enabled else None
@@ -97,7 +95,6 @@ def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
 
 def run(m: Migration, workflow: str) -> dict[str, Any]:
     """Whatever `migrate cutover` / `migrate rollback` should do now, decided and done under the run lock."""
-    refuse_unbuilt_block(m)
     try:
         with m.store.locked(command_line()):
             state = m.store.load_state()

@@ -3,6 +3,7 @@ from where the playbook says, and a missing one is named."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -186,10 +187,19 @@ def test_a_rehearsal_section_has_its_own_server_endpoint_and_seed_and_refuses_wh
     assert "rehearsal.repoint" in problems(VALID + "rehearsal: {host: h, user: u, password_env: P}\n")
 
 
-def test_a_cutover_never_blocks_writes_another_way_than_the_playbook_says(tmp_path):
+def test_the_dry_run_shows_the_write_block_each_server_gets(tmp_path):
+    """The playbook's method on the RDS source; a parameter group belongs to RDS only, so the rollback blocks the
+    self-managed target with read_only and makes the source writable through its parameter group."""
     pb = tmp_path / "pb.yml"
-    pb.write_text(VALID.replace("app_users: [app_rw]", "app_users: [app_rw]\n  write_block: read_only")
+    pb.write_text(VALID.replace("app_users: [app_rw]", "app_users: [app_rw]\n  write_block: parameter_group")
+                  .replace("rds_instance_id: orders-prod", "rds_instance_id: orders-prod\n  host: 10.0.1.10")
                   + f"state_dir: {tmp_path / 'state'}\n")
+    said = {}
     for command in ("cutover", "rollback"):
-        result = run_migrate(command, "-p", str(pb), "--dry-run")
-        assert result.returncode == 2 and "write_block read_only is not built yet" in result.stdout, result.stdout
+        result = run_migrate(command, "-p", str(pb), "--dry-run", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        said[command] = {s["step"]: s["does"] for s in json.loads(result.stdout)["steps"]}
+    assert "set read_only=1 in RDS instance" in said["cutover"]["block_writes"]
+    assert "read_only off" in said["cutover"]["promote"]
+    assert "SET GLOBAL read_only = ON" in said["rollback"]["block_writes"]
+    assert "read_only back in its parameter group" in said["rollback"]["promote"]
