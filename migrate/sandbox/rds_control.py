@@ -133,6 +133,7 @@ class RdsApplier:
     def start(self) -> None:
         if self.running():
             return
+        self.stop()  # alive but not polling (stuck): never two appliers on one source
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.delay_file.exists():
             self.set_delay(DEFAULT_DELAY_S)
