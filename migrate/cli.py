@@ -28,7 +28,7 @@ COMMANDS = {
     "cutover": "the timed cutover, in the maintenance window",
     "rollback": "fail back (before the point of no return: undo; after: reverse)",
     "report": "the latest run's report (or --run ID's), and the list of runs",
-    "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down)",
+    "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down|server|rds-applier)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
 NOT_BUILT = {"verify"}
@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (("up", "start the sandbox (resumes an interrupted one)"),
                          ("status", "show what runs and where"),
                          ("down", "stop every process and delete the directory"),
-                         ("server", "stop or start one of the sandbox's database servers (its service control)")):
+                         ("server", "stop or start one of the sandbox's database servers (its service control)"),
+                         ("rds-applier", "how long the RDS source takes to apply its parameter group's changes "
+                                         "(shown, or set with --delay)")):
         p = sandbox_sub.add_parser(action, parents=[common], help=text, description=text)
         p.add_argument("--dir", required=True, type=Path, help="the sandbox's directory")
         if action == "up":
@@ -101,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "server":
             p.add_argument("verb", choices=("stop", "start"))
             p.add_argument("--name", required=True, choices=("source", "replica", "target", "rehearsal"))
+        if action == "rds-applier":
+            p.add_argument("--delay", metavar="SECONDS|never", default=None,
+                           help="seconds from a change of the parameter group to the server's, or never")
 
     demo = sub.add_parser("demo", parents=[common], help=COMMANDS["demo"], description=COMMANDS["demo"])
     demo.add_argument("--dir", type=Path, default=Path(".sandbox"), help="the sandbox's directory (replaced)")
@@ -403,6 +408,8 @@ def _sandbox(args: argparse.Namespace, out: Output) -> int:
         out.emit({"server": args.name, "running": server.running()},
                  lambda r: out.console.print(f"{r['server']}: {'running' if r['running'] else 'stopped'}"))
         return ExitCode.OK
+    if args.action == "rds-applier":
+        return _rds_applier(sandbox.Sandbox.open(args.dir), args, out)
     if args.action == "status":
         report = sandbox.status(args.dir)
         out.emit(report, lambda r: _render_sandbox(out, r, title="sandbox status"))
@@ -414,6 +421,27 @@ def _sandbox(args: argparse.Namespace, out: Output) -> int:
     return ExitCode.OK
 
 
+def _rds_applier(sb, args: argparse.Namespace, out: Output) -> int:
+    from migrate.sandbox import rds_control
+
+    if sb.options.source != "rds":
+        raise BadInput(f"the sandbox in {sb.dir} has a self-managed source: no RDS parameter group to apply")
+    applier = sb.rds_applier
+    if args.delay is not None:
+        applier.set_delay(rds_control.parse_delay(args.delay))
+    delay = applier.delay()
+    state = applier.state()
+    report = {"running": applier.running(), "delay": "never" if delay is None else delay,
+              "group": state.get("group"), "applied": state.get("applied", {}), "pending": state.get("pending", {}),
+              "error": state.get("error"), "log": str(applier.log_file)}
+    said = "never" if delay is None else f"{delay:g} s after a change"
+    out.emit(report, lambda r: out.console.print(
+        f"rds-applier: {'running' if r['running'] else 'NOT running'}; parameter group {r['group']} reaches the "
+        f"source {said}; applied {r['applied']}" + (f"; pending {r['pending']}" if r["pending"] else "")
+        + (f"; error: {r['error']}" if r["error"] else "")))
+    return ExitCode.OK
+
+
 def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -422,13 +450,16 @@ def _render_sandbox(out: Output, report: dict[str, Any], *, title: str) -> None:
     for col in ("component", "state", "address", "detail"):
         table.add_column(col)
     details = {
-        "source": lambda c: f"{c.get('dialect', '')}  stands in for RDS",
+        "source": lambda c: f"{c.get('dialect', '')}  {c.get('role', 'stands in for RDS')}",
         "replica": lambda c: f"{c.get('dialect', '')}  stands in for an RDS read replica of the source",
         "target": lambda c: f"{c.get('dialect', '')}  stands in for MySQL on EC2 (read_only)",
         "ssh": lambda c: f"the target's EC2 host; known_hosts {c['known_hosts']}",
         "haproxy": lambda c: f"the application endpoint; admin socket {c['admin_socket']}",
         "rehearsal": lambda c: f"{c.get('dialect', '')}  the fire drill's server (seeded by `migrate rehearse`)",
         "aws": lambda c: "moto: RDS instance, parameter group, Route53 zone",
+        "rds_applier": lambda c: f"applies the parameter group to the source, delay {c['delay']}"
+                                 + ("" if c["delay"] == "never" else " s")
+                                 + (f"; {c['error']}" if c.get("error") else ""),
     }
     for name, comp in report["components"].items():
         state = "[green]running[/]" if comp["running"] else "[dim]stopped[/]" if comp.get("optional") \

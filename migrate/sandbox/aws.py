@@ -1,5 +1,7 @@
 """A moto server on loopback standing in for AWS: an RDS for MariaDB instance matching the source,
-its custom parameter group, a security group, and a Route53 zone whose record points at the source."""
+its custom parameter group, a security group, and a Route53 zone whose record points at the source.
+moto runs through migrate.sandbox.moto_server (RDS's reset_db_parameter_group added); what the parameter
+group says reaches the source server through migrate.sandbox.rds_control."""
 
 from __future__ import annotations
 
@@ -50,7 +52,9 @@ class MotoServer:
     def start(self) -> None:
         if self.running():
             return
-        procs.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+        # moto's server through the sandbox's wrapper, which adds reset_db_parameter_group (moto_server.py)
+        procs.spawn([sys.executable, "-m", "migrate.sandbox.moto_server", "--dir", str(self.base.parent),
+                     "-H", "127.0.0.1", "-p", str(self.port)],
                     log_path=self.base / "moto.log", pid_path=self.base / "moto.pid")
         procs.wait_until(self._answers, timeout=30, what=f"moto server on port {self.port}",
                          log_path=self.base / "moto.log", interval=0.1)

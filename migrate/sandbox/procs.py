@@ -107,6 +107,7 @@ def _reap(pid: int) -> None:
 
 
 SANDBOX_PROGRAMS = ("mariadbd", "sshd", "haproxy", "moto.server")
+SANDBOX_MODULES = ("moto.server", "migrate.sandbox.moto_server", "migrate.sandbox.rds_control")
 
 
 def processes_mentioning(text: str) -> list[int]:
@@ -119,7 +120,7 @@ def processes_mentioning(text: str) -> list[int]:
             continue
         line = cmdline(int(entry.name))
         argv0 = Path(line.split(" ", 1)[0]).name
-        if text in line and (argv0 in SANDBOX_PROGRAMS or " -m moto.server " in line):
+        if text in line and (argv0 in SANDBOX_PROGRAMS or any(f" -m {m} " in line for m in SANDBOX_MODULES)):
             found.append(int(entry.name))
     return found
 

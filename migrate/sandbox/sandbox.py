@@ -25,9 +25,10 @@ from migrate.playbook import load as load_playbook
 from migrate.runner import RunContext, Runner, RunResult, Step, Store
 from migrate.runner.store import ensure_private_dir, write_atomic
 from migrate.sandbox import procs, rds, repoints, sample_data
-from migrate.sandbox.aws import INSTANCE_ID, RECORD, MotoServer
+from migrate.sandbox.aws import INSTANCE_ID, PARAMETER_GROUP, RECORD, MotoServer
 from migrate.sandbox.haproxy import BACKEND, REHEARSAL_BACKEND, SERVER, HaproxyServer
 from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
+from migrate.sandbox.rds_control import RdsApplier
 from migrate.sandbox.sshd import SshServer
 from migrate.sandbox.tls import make_certificates
 
@@ -157,6 +158,11 @@ class Sandbox:
     def aws(self) -> MotoServer:
         return MotoServer(self.dir / "aws", self.ports["aws"])
 
+    @property
+    def rds_applier(self) -> RdsApplier:
+        """What the RDS instance's parameter group says, applied to the source (rds_control.py); rds sources only."""
+        return RdsApplier(self.dir / "rds_control", self.dir)
+
     def secret_file(self, name: str) -> Path:
         return self.dir / "secrets" / f"{name}.pw"
 
@@ -247,6 +253,27 @@ class EmulateRds(_SandboxStep):
                 f"{len(rds.PROCEDURES)} mysql.rds_* procedures, binlog retention 24 h")
 
 
+class SelfManagedSource(_SandboxStep):
+    name = "source_accounts"
+
+    def describe(self) -> str:
+        return (f"give the self-managed source an administrator {MASTER_USER} (ALL PRIVILEGES WITH GRANT OPTION) and "
+                f"the target's account {TARGET_USER}@127.0.0.1, which a physical clone carries to the target")
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sb.source.root() as root:
+            return root.value("SELECT COUNT(*) FROM mysql.user WHERE (User, Host) IN ((%s, '%%'), (%s, '127.0.0.1'))",
+                              (MASTER_USER, TARGET_USER)) == 2
+
+    def run(self, ctx: RunContext) -> str:
+        with self.sb.source.root() as root:
+            root.run(root.dialect.create_user(MASTER_USER, self.sb.secret("source"), if_not_exists=True))
+            root.run(f"GRANT ALL PRIVILEGES ON *.* TO {quote_string(MASTER_USER)}@'%' WITH GRANT OPTION")
+            admin_account(root, self.sb.secret("target"), reset_binlog=False)
+        return (f"self-managed source: administrator {MASTER_USER} with ALL PRIVILEGES, and {TARGET_USER}@127.0.0.1 "
+                "with the target's password (the physical seed copies the source's accounts to the target)")
+
+
 class PrepareTarget(_SandboxStep):
     name = "target_account"
 
@@ -254,26 +281,40 @@ class PrepareTarget(_SandboxStep):
         return f"create the target's administrative account {TARGET_USER}@127.0.0.1 for migrate"
 
     def done(self, ctx: RunContext) -> bool:
+        if self._clone_of_source() and \
+                self.sb.target.root_password_file.read_text() != self.sb.source.root_password_file.read_text():
+            return False
         try:
             connect(self.sb.target.endpoint(TARGET_USER, self.sb.secret("target")), attempts=1).close()
         except Exception:  # noqa: BLE001 - cannot log in means not done
             return False
         return True
 
+    def _clone_of_source(self) -> bool:
+        """A self-managed source is seeded physically: the target becomes a copy of it, root's password too."""
+        return self.sb.options.source == "self-managed"
+
     def run(self, ctx: RunContext) -> str:
         with self.sb.target.root() as root:
             admin_account(root, self.sb.secret("target"))
-        return f"target account {TARGET_USER}@127.0.0.1 can administer the target"
+            if self._clone_of_source():
+                source_root = self.sb.source.root_password_file.read_text().strip()
+                root.run("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (source_root,))
+                write_secret(self.sb.target.root_password_file, source_root)
+        same = " (root's password is the source's, as a physical copy of the source makes it)" \
+            if self._clone_of_source() else ""
+        return f"target account {TARGET_USER}@127.0.0.1 can administer the target{same}"
 
 
-def admin_account(root, password: str) -> None:
+def admin_account(root, password: str, *, reset_binlog: bool = True) -> None:
     """migrate's administrative account on a server of the EC2 host, and an empty binary log (nothing of the
-    server's own to replicate)."""
+    server's own to replicate; not on a self-managed source, whose binary log is the migration's)."""
     account = f"{quote_string(TARGET_USER)}@'127.0.0.1'"
     root.run(root.dialect.create_user(TARGET_USER, password, "127.0.0.1", if_not_exists=True))
     root.run(f"GRANT ALL PRIVILEGES ON *.* TO {account} WITH GRANT OPTION")
     root.run(f"GRANT PROXY ON ''@'%' TO {account} WITH GRANT OPTION")  # to carry the source's proxy grants
-    root.run(root.dialect.reset_binary_logs())
+    if reset_binlog:
+        root.run(root.dialect.reset_binary_logs())
 
 
 class ReplicaFollowsSource(_SandboxStep):
@@ -367,6 +408,24 @@ class StartAws(_SandboxStep):
         return f"moto at {moto.endpoint_url} holds RDS instance {INSTANCE_ID} (mariadb {version}) and zone {RECORD}"
 
 
+class StartRdsApplier(_SandboxStep):
+    name = "rds_applier"
+
+    def describe(self) -> str:
+        return "start the process that applies the RDS instance's parameter group (dynamic parameters) to the source"
+
+    def done(self, ctx: RunContext) -> bool:
+        return self.sb.rds_applier.running()
+
+    def run(self, ctx: RunContext) -> str:
+        applier = self.sb.rds_applier
+        applier.start()
+        delay = applier.delay()
+        return (f"parameter group {PARAMETER_GROUP}'s read_only reaches the source "
+                f"{'never' if delay is None else f'{delay:g} s after a change'} "
+                f"(migrate sandbox rds-applier --dir {self.sb.dir} --delay SECONDS|never)")
+
+
 class LoadSampleData(_SandboxStep):
     name = "sample_data"
     timeout_s = 1800.0
@@ -439,14 +498,14 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
         "state_dir": str(sb.dir / "state"),
         "aws": {"region": sb.aws.settings.region, "endpoint_url": sb.aws.endpoint_url,
                 "credentials_file": str(sb.aws.credentials_file)},
-        "source": {"kind": "rds", "rds_instance_id": INSTANCE_ID, "host": sb.source.host, "port": sb.ports["source"],
-                   "user": MASTER_USER, "password_file": str(sb.secret_file("source")), "tls": {"mode": "disabled"}},
+        "source": source_dict(sb, dict(target_ssh)),  # the same sshd stands for both hosts
         "target": {"host": sb.target.host, "port": sb.ports["target"], "user": TARGET_USER,
                    "password_file": str(sb.secret_file("target")), "tls": {"mode": "disabled"},
                    "ssh": target_ssh,
-                   "datadir": str(sb.target.datadir)},
+                   "datadir": str(sb.target.datadir), **_physical_target(sb)},
         "replication": {"user": "repl", "password_file": str(sb.secret_file("repl"))},
-        "seed": {"method": "dump", "tool": "auto", "threads": 4, "databases": None, "consistency": "auto",
+        "seed": {"method": "dump" if sb.options.source == "rds" else "physical", "tool": "auto", "threads": 4,
+                 "databases": None, "consistency": "auto",
                  "replica_host": "127.0.0.1", "replica_port": sb.ports["replica"]},
         "cutover": {"max_lag_s": 1, "stable_for_s": 3, "write_block": sb.options.write_block,
                     "app_users": [sample_data.APP_USER], "timeout_s": 30, "repoint": repoint_dict(sb)},
@@ -454,6 +513,25 @@ def playbook_dict(sb: Sandbox) -> dict[str, Any]:
                   "user": sample_data.APP_USER, "password_file": str(sb.secret_file("app"))},
         "rehearsal": rehearsal_dict(sb, target_ssh),
     }
+
+
+def source_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
+    """RDS (reached through its instance id and master user), or a self-managed MariaDB on an EC2 host of its own,
+    administered by an account with every privilege and reached over SSH for the physical seed (the sandbox's
+    sshd stands for that host too)."""
+    common = {"host": sb.source.host, "port": sb.ports["source"], "user": MASTER_USER,
+              "password_file": str(sb.secret_file("source")), "tls": {"mode": "disabled"}}
+    if sb.options.source == "rds":
+        return {"kind": "rds", "rds_instance_id": INSTANCE_ID, **common}
+    return {"kind": "mysql", **common, "ssh": ssh, "datadir": str(sb.source.datadir)}
+
+
+def _physical_target(sb: Sandbox) -> dict[str, Any]:
+    """A physical seed replaces the target's datadir: how its host stops and starts the server."""
+    if sb.options.source == "rds":
+        return {}
+    control = f"{sys.executable} -m migrate sandbox server {{}} --dir {sb.dir} --name target"
+    return {"service": {"stop": control.format("stop"), "start": control.format("start")}}
 
 
 def repoint_dict(sb: Sandbox) -> dict[str, Any]:
@@ -475,9 +553,12 @@ def rehearsal_dict(sb: Sandbox, ssh: dict[str, Any]) -> dict[str, Any]:
 
 
 def up_steps(sb: Sandbox) -> list[Step]:
-    return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb), StartServer(sb, "replica"),
-            ReplicaFollowsSource(sb), StartServer(sb, "target"),
-            PrepareTarget(sb), StartServer(sb, "rehearsal"), PrepareRehearsal(sb), StartSsh(sb), StartAws(sb), LoadSampleData(sb), StartHaproxy(sb), *repoints.steps(sb), WritePlaybook(sb)]
+    rds_source = sb.options.source == "rds"
+    return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb) if rds_source else SelfManagedSource(sb),
+            StartServer(sb, "replica"), ReplicaFollowsSource(sb), StartServer(sb, "target"),
+            PrepareTarget(sb), StartServer(sb, "rehearsal"), PrepareRehearsal(sb), StartSsh(sb), StartAws(sb),
+            *([StartRdsApplier(sb)] if rds_source else []), LoadSampleData(sb), StartHaproxy(sb),
+            *repoints.steps(sb), WritePlaybook(sb)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -535,8 +616,11 @@ def status(directory: Path) -> dict[str, Any]:
             with server.root() as root:
                 dialect = root.dialect
                 entry["version"] = root.value("SELECT VERSION()")
-            entry["dialect"] = dialect.name + (" (RDS-like)" if name == "source" else "")
+            entry["dialect"] = dialect.name + (" (RDS-like)" if name == "source" and sb.options.source == "rds"
+                                               else "")
         components[name] = entry
+    if sb.options.source == "self-managed":
+        components["source"]["role"] = "a self-managed server on its EC2 host (SSH: the sandbox's sshd)"
     components["ssh"] = {"running": sb.ssh.running(), "address": f"127.0.0.1:{sb.ssh.port}",
                          "known_hosts": str(sb.ssh.known_hosts)}
     components["haproxy"] = {"running": sb.haproxy.running(), "address": f"127.0.0.1:{sb.haproxy.port}",
@@ -545,6 +629,11 @@ def status(directory: Path) -> dict[str, Any]:
     for name, component in repoints.components(sb):
         components[name] = {"running": component.running(), "address": f"127.0.0.1:{component.port}",
                             "detail": repoints.detail(name)}
+    if sb.options.source == "rds":
+        applier = sb.rds_applier
+        delay = applier.delay()
+        components["rds_applier"] = {"running": applier.running(), "delay": "never" if delay is None else delay,
+                                     "error": applier.state().get("error"), "log": str(applier.log_file)}
     return {"dir": str(sb.dir), "playbook": str(sb.playbook_path), "rows": sb.rows, "options": sb.options.as_dict(),
             "components": components,
             "all_running": all(c["running"] for c in components.values() if not c.get("optional"))}
@@ -559,7 +648,9 @@ def down(directory: Path) -> list[str]:
         raise BadInput(f"{directory} is not a sandbox (no {MANIFEST}); refusing to delete it")
     sb = Sandbox.open(directory)
     stopped = []
-    for name, component in (*repoints.components(sb), ("haproxy", sb.haproxy), ("aws", sb.aws), ("ssh", sb.ssh),
+    applier = (("rds_applier", sb.rds_applier),) if sb.options.source == "rds" else ()
+    for name, component in (*repoints.components(sb), ("haproxy", sb.haproxy), *applier, ("aws", sb.aws),
+                            ("ssh", sb.ssh),
                             ("rehearsal", sb.rehearsal), ("target", sb.target),
                             ("replica", sb.replica), ("source", sb.source)):
         try:

@@ -46,7 +46,8 @@ def run(directory: Path, *, rows: int | None = None, options: sandbox.Options | 
     say(f"demo: the application writes {APP_RATE} orders/s through HAProxy (127.0.0.1:{sb.haproxy.port}) from "
         "now on")
     try:
-        say("demo: migrate start (seed the target, replicate from the RDS-like source)")
+        say(f"demo: migrate start (seed the target, replicate from the "
+            f"{'RDS-like' if sb.options.source == 'rds' else 'self-managed'} source)")
         started = start.run(m)
         say("demo: migrate status, until the replica has caught up")
         caught_up_s = wait_caught_up(m, CATCH_UP_TIMEOUT_S, say=say)
