@@ -172,7 +172,7 @@ def _timeline(sb, run_id: str, gap_from: str) -> dict:
     t0, out = _ts(gap_from), {}
     for e in events:
         if e.get("run_id") != run_id or not e.get("step") or e["event"] == "step_progress" and e["step"] not in (
-                "block_writes", "final_position", "promote", "repoint"):
+                "block_writes", "final_position", "promote", "repoint", "open_writes"):
             continue
         label = f"{e['step']}:{e['event']}" + (f":{e['what'][:30]}" if e.get("what") else "")
         out[label] = round((_ts(e["ts"]) - t0) * 1000, 1)

@@ -2,6 +2,8 @@
 ones a test names, as AWS itself would fail them.
 
     fail_change_when(b"127.0.0.3")   ChangeResourceRecordSets whose body holds those bytes: an AWS error (400)
+    fail_rds_action(b"ModifyDBParameterGroup")   that RDS API action: an AWS error (400), as RDS answers a group
+                                     it cannot modify now
     pending = True                   every change answers PENDING (its own answer, GetChange's): INSYNC
                                      never comes, though moto made the change
 """
@@ -18,11 +20,17 @@ AWS_ERROR = (b'<?xml version="1.0"?><ErrorResponse xmlns="https://route53.amazon
              b"is refused</Message></Error><RequestId>test</RequestId></ErrorResponse>")
 
 
+RDS_ERROR = (b'<?xml version="1.0"?><ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error>'
+             b"<Type>Sender</Type><Code>InvalidDBParameterGroupState</Code><Message>injected by the test: the "
+             b"parameter group cannot be modified now</Message></Error><RequestId>test</RequestId></ErrorResponse>")
+
+
 class AwsFaults:
     def __init__(self, upstream: str):
         parsed = urllib.parse.urlsplit(upstream)
         self.host, self.port = parsed.hostname, parsed.port
         self.fail_on: bytes | None = None
+        self.fail_action: bytes | None = None
         self.pending = False
         self.failed = 0  # calls answered with the injected error
         faults = self
@@ -36,6 +44,9 @@ class AwsFaults:
                 if faults.fail_on and "/rrset" in self.path and faults.fail_on in body:
                     faults.failed += 1
                     return self._answer(400, AWS_ERROR, {"Content-Type": "text/xml"})
+                if faults.fail_action and b"Action=" + faults.fail_action + b"&" in body + b"&":
+                    faults.failed += 1
+                    return self._answer(400, RDS_ERROR, {"Content-Type": "text/xml"})
                 upstream = http.client.HTTPConnection(faults.host, faults.port, timeout=30)
                 try:  # http.client adds no header of its own but Content-Length (urllib would add a Content-Type)
                     upstream.request(self.command, self.path, body=body or None, headers=dict(self.headers.items()))
@@ -64,6 +75,9 @@ class AwsFaults:
 
     def fail_change_when(self, pattern: bytes | None) -> None:
         self.fail_on = pattern
+
+    def fail_rds_action(self, action: bytes | None) -> None:
+        self.fail_action = action
 
     def close(self) -> None:
         self._server.shutdown()

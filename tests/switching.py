@@ -12,21 +12,22 @@ from pathlib import Path
 from migrate.capabilities import phase
 from migrate.capabilities.migration import Migration
 from migrate.playbook import load
-from migrate.sandbox import sample_data
+from migrate.sandbox import repoints
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.sandbox import Sandbox
 from migrate.sandbox.workload import AppWorkload, WorkloadResult
-from tests.helpers import endpoint_as, run_migrate, write_playbook
+from tests.helpers import run_migrate, write_playbook
 
 FAST = {"stable_for_s": 0.5, "max_lag_s": 1}
 
 
 @contextmanager
-def started_sandbox(rows: int = 2000) -> Iterator[Sandbox]:
-    """A sandbox of the caller's own with `migrate start` done: the target replicates from the source."""
+def started_sandbox(rows: int = 2000, options: sandbox_mod.Options | None = None) -> Iterator[Sandbox]:
+    """A sandbox of the caller's own (with `options`: its write block, repoint, source) with `migrate start` done:
+    the target replicates from the source."""
     from migrate.workflows import start
 
-    with sandbox_mod.temporary(rows) as sb:
+    with sandbox_mod.temporary(rows, options=options) as sb:
         start.run(Migration(load(sb.playbook_path)))
         yield sb
 
@@ -38,7 +39,8 @@ def fast_playbook(sb, tmp_path: Path, **changes) -> Path:
 
 
 def app_endpoint(sb):
-    return endpoint_as(sb.ports["haproxy"], sample_data.APP_USER, sb.secret("app"))
+    """The application's endpoint now: through HAProxy, or where the sandbox's Route53 record points."""
+    return repoints.app_endpoint(sb)()
 
 
 def state(sb) -> dict:
@@ -80,7 +82,7 @@ class Load:
     """The application: orders placed through HAProxy at `rate` per second for the block's duration."""
 
     def __init__(self, sb, rate: float = 100):
-        self.work = AppWorkload(lambda: app_endpoint(sb), rate=rate, threads=max(1, int(rate // 50)))
+        self.work = AppWorkload(repoints.app_endpoint(sb), rate=rate, threads=max(1, int(rate // 50)))
         self.result: WorkloadResult | None = None
 
     def __enter__(self) -> Load:

@@ -1,9 +1,12 @@
 """The switch, as data: the ordered steps that move the application from an old primary to a new one.
 
 gates -> [hook] -> block_writes -> final_position -> promote -> repoint (the point of no return) ->
-forget_old_source -> post_check -> [the old primary follows the new one]. The cutover runs them source -> target, the rollback
-target -> source. Before the repoint any failure rolls back: the application's grants back on the old
-primary, the new one replicating read-only again, the endpoint where it was.
+open_writes -> forget_old_source -> post_check -> [the old primary follows the new one].
+
+The cutover runs them source -> target, the rollback target -> source. Before the repoint any failure rolls
+back: the old primary writable again, the new one replicating read-only again, the endpoint where it was.
+The new primary takes the application's writes only after the repoint (open_writes), so nothing the rollback
+abandons can have been written there.
 
 The facts a step keeps (`ctx.facts`) belong to this switch's attempt: a later attempt starts without them.
 """
@@ -290,21 +293,16 @@ class Promote(SwitchStep):
 
     def describe(self) -> str:
         n = self.sw.new.name
-        writable = {"parameter_group": ", read_only back in its parameter group"}.get(
-            self.sw.promoter.method, "" if self.sw.new.rds else ", read_only off")
-        grants = ", give the application the write privileges the block took" \
-            if self.sw.blocker.method == "revoke_and_kill" else ""
-        return (f"on {n}: stop replication, record {n}'s own binary-log position (where the old primary will "
-                f"follow from){grants}, enable the events kept disabled{writable} (its stopped replication is "
-                "forgotten after the repoint)")
+        return (f"on {n}: stop replication and record {n}'s own binary-log position (where the old primary will "
+                f"follow from); {n} stays closed to the application's writes until the repoint is done (its stopped "
+                "replication is forgotten after the repoint)")
 
     def done(self, ctx: RunContext) -> bool:
         if not ctx.facts.get("promoted"):
             return False
         with self.sw.new.session() as new:
             status = replication.read_status(new)
-            stopped = not (status.io_running or status.sql_running)
-            return stopped and self.sw.promoter.is_writable(new)
+            return not (status.io_running or status.sql_running)
 
     def run(self, ctx: RunContext) -> str:
         sw, facts = self.sw, ctx.facts
@@ -319,16 +317,11 @@ class Promote(SwitchStep):
         if "own_position" not in facts:  # before anything can write there: where the old primary follows from
             facts["own_position"] = _as_dict(inspector.binlog_position(new))
         ctx.save()  # both, before the new primary can be written to
-        ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
-        handed = sw.blocker.hand_over(new, sw.new, facts)
-        enabled = _toggle_events(new, sw.new, sw.events, enable=True)
-        writable = sw.promoter.make_writable(new, ctx)
         facts["promoted"] = True
         own = _position(facts["own_position"])
         return (f"{sw.new.name} promoted at its position {own.file}:{own.pos}"
                 + (f" (GTID {own.gtid_set})" if own.gtid_set else "")
-                + ": " + ", ".join(part for part in ("replication stopped", handed, f"{enabled} event(s) enabled",
-                                                     writable) if part))
+                + ": replication stopped; closed to the application's writes until the repoint is done")
 
     def rollback(self, ctx: RunContext) -> str | None:
         sw, facts = self.sw, ctx.facts
@@ -397,6 +390,43 @@ class Repoint(SwitchStep):
         sw.app.follow(sw.old)
         _record_phase(sw, ctx, f"{sw.workflow} pointed the application back to {sw.old.name}", app_on=sw.old.name)
         return f"application endpoint back on {sw.old.name}: {sentence}"
+
+
+class OpenWrites(SwitchStep):
+    """The new primary takes the application's writes once the application points at it, not before: a repoint
+    that fails half-way (one application host of several moved, a DNS change taken but never in sync) is rolled
+    back, and a write the application made on the new primary meanwhile would be abandoned there."""
+
+    name = "open_writes"
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.timeout_s = sw.timeout_s + STEP_SLACK_S  # the application waits for it, as for the block
+
+    def describe(self) -> str:
+        sw = self.sw
+        grants = "give the application the write privileges the block took, " \
+            if sw.blocker.method == "revoke_and_kill" else ""
+        writable = {"parameter_group": ", read_only back in its parameter group"}.get(
+            sw.promoter.method, "" if sw.new.rds else ", read_only OFF")
+        return f"on {sw.new.name}: {grants}enable the events kept disabled{writable}"
+
+    def done(self, ctx: RunContext) -> bool:
+        if not ctx.facts.get("opened"):
+            return False
+        with self.sw.new.session() as new:
+            return self.sw.promoter.is_writable(new)
+
+    def run(self, ctx: RunContext) -> str:
+        sw = self.sw
+        ctx.on_cancel(sw.cancel)
+        new = sw.new.shared()
+        handed = sw.blocker.hand_over(new, sw.new, ctx.facts)
+        enabled = _toggle_events(new, sw.new, sw.events, enable=True)
+        writable = sw.promoter.make_writable(new, ctx)
+        ctx.facts["opened"] = True
+        return f"{sw.new.name} takes the application's writes: " + ", ".join(
+            part for part in (handed, f"{enabled} event(s) enabled", writable) if part)
 
 
 class ForgetSource(SwitchStep):
@@ -533,5 +563,5 @@ class Follow(SwitchStep):
 def steps(sw: Switch, *, hook: str | None = None, hook_timeout_s: float = 60.0) -> list[Step]:
     before = [BeforeHook(sw, hook, hook_timeout_s)] if hook else []
     follow = [Follow(sw)] if sw.follow_after else []
-    return [Gates(sw), *before, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw), ForgetSource(sw),
-            PostCheck(sw), *follow]
+    return [Gates(sw), *before, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw), OpenWrites(sw),
+            ForgetSource(sw), PostCheck(sw), *follow]

@@ -10,14 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from migrate.adapters.db import Endpoint
 from migrate.capabilities import replication
 from migrate.capabilities.migration import Migration
 from migrate.errors import NeedsHuman, Refused
 from migrate.playbook import load
-from migrate.sandbox import sample_data, sandbox
+from migrate.sandbox import repoints, sandbox
 from migrate.sandbox.workload import AppWorkload, WorkloadResult
 from migrate.workflows import plan, rehearse, start, status, switch
 
@@ -40,11 +37,8 @@ def run(directory: Path, *, rows: int | None = None, options: sandbox.Options | 
         raise Refused(f"migrate plan says no-go: {', '.join(checked['failed'])}",
                       hint=f"run `migrate plan -p {sb.playbook_path}` to see why")
     say(f"demo: plan says go ({len(checked['checks'])} checks)")
-    app_ep = Endpoint("127.0.0.1", sb.haproxy.port, sample_data.APP_USER, SecretStr(sb.secret("app")),
-                      label="application")
-    app = AppWorkload(lambda: app_ep, rate=APP_RATE, threads=2).start()
-    say(f"demo: the application writes {APP_RATE} orders/s through HAProxy (127.0.0.1:{sb.haproxy.port}) from "
-        "now on")
+    app = AppWorkload(repoints.app_endpoint(sb), rate=APP_RATE, threads=2).start()
+    say(f"demo: the application writes {APP_RATE} orders/s {repoints.describe_app(sb)} from now on")
     try:
         say(f"demo: migrate start (seed the target, replicate from the "
             f"{'RDS-like' if sb.options.source == 'rds' else 'self-managed'} source)")

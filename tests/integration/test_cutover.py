@@ -84,7 +84,7 @@ def test_dry_run_prints_the_steps_in_order_and_changes_nothing(migrating):
     assert result.returncode == 0, result.stdout + result.stderr
     steps = json.loads(result.stdout)["steps"]
     assert [s["step"] for s in steps] == ["gates", "block_writes", "final_position", "promote", "repoint",
-                                          "forget_old_source", "post_check", "reverse_replication"]
+                                          "open_writes", "forget_old_source", "post_check", "reverse_replication"]
     assert [s["step"] for s in steps if s["point_of_no_return"]] == ["repoint"]
     assert_untouched(migrating)
 

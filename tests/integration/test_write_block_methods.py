@@ -1,0 +1,159 @@
+"""The write blocks a DBA uses besides revoke_and_kill, each on a sandbox wired for it, under an application
+placing ~200 orders/s through HAProxy: `read_only` on a self-managed source, `parameter_group` on the RDS-like
+source (the sandbox's applier stands for AWS applying the group). Each cutover loses no acknowledged order and
+its effect is read on the servers and in moto; each injected failure before the point of no return rolls back,
+exits 3, and leaves the original state, checked."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from migrate.adapters.db import DatabaseError, connect
+from migrate.capabilities import replication
+from migrate.capabilities.write_block import ParameterGroupApi
+from migrate.sandbox import sample_data
+from migrate.sandbox.aws import INSTANCE_ID, PARAMETER_GROUP
+from migrate.sandbox.sandbox import Options
+from tests.aws_faults import AwsFaults
+from tests.helpers import endpoint_as, run_migrate
+from tests.switching import Load, fast_playbook, missing_orders, phase_of, started_sandbox, to_phase
+
+RATE = 200
+
+
+def cutover_under_load(sb, playbook, command: str = "cutover"):
+    with Load(sb, rate=RATE) as load:
+        result = run_migrate(command, "-p", str(playbook), "--yes")
+    return result, load.result
+
+
+def app_write_error(sb, server: str) -> int | None:
+    """The error code of an application write straight on `server` (None: it was written)."""
+    with connect(endpoint_as(sb.ports[server], sample_data.APP_USER, sb.secret("app")), attempts=1) as app:
+        try:
+            app.run("CALL shop.place_order(1, 'SKU-0001', 1, 100, @o)")
+        except DatabaseError as exc:
+            return exc.code
+    return None
+
+
+def assert_nothing_lost(server, writes) -> None:
+    with server.root() as s:
+        assert writes.acked_order_ids and missing_orders(s, writes.acked_order_ids) == []
+
+
+def assert_back_on_source(sb, writes) -> None:
+    """The original state: the application writes on the source, the target is a healthy read-only replica."""
+    assert phase_of(sb).phase == "replicating" and phase_of(sb).app_on == "source"
+    assert app_write_error(sb, "source") is None
+    assert_nothing_lost(sb.source, writes)
+    with sb.target.root() as t:
+        assert t.variable("read_only") == 1 and replication.read_status(t).healthy
+
+
+# -- parameter_group (RDS) --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator:
+    with started_sandbox(2000, Options(write_block="parameter_group")) as sb:
+        sb.rds_applier.set_delay(0.2)
+        yield sb
+
+
+def group_value(sb) -> str | None:
+    return ParameterGroupApi(sb.aws.settings, INSTANCE_ID).user_value(PARAMETER_GROUP, "read_only")
+
+
+def test_parameter_group_cutover_loses_nothing_and_rollback_resets_the_group(pg, tmp_path):
+    playbook = fast_playbook(pg, tmp_path)
+    result, writes = cutover_under_load(pg, playbook)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "read_only=1 in parameter group" in result.stdout
+    assert group_value(pg) == "1" and app_write_error(pg, "source") == 1290  # the old primary: read-only
+    assert_nothing_lost(pg.target, writes)
+
+    result, writes = cutover_under_load(pg, playbook, "rollback")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert group_value(pg) is None  # reset: the engine default, as before the cutover
+    assert_back_on_source(pg, writes)
+
+
+def test_parameter_group_change_refused_by_aws_rolls_back_and_exits_3(pg, tmp_path):
+    to_phase(pg, fast_playbook(pg, tmp_path), "replicating")
+    with AwsFaults(pg.aws.endpoint_url) as faults:
+        faults.fail_rds_action(b"ModifyDBParameterGroup")
+        result, writes = cutover_under_load(pg, fast_playbook(pg, tmp_path, aws={"endpoint_url": faults.url}))
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    assert "InvalidDBParameterGroupState" in result.stdout and "rolled back" in result.stdout
+    assert faults.failed >= 1 and group_value(pg) is None
+    assert_back_on_source(pg, writes)
+
+
+def test_parameter_group_that_never_takes_effect_rolls_back_within_the_timeout(pg, tmp_path):
+    to_phase(pg, fast_playbook(pg, tmp_path), "replicating")
+    pg.rds_applier.set_delay(None)  # AWS never applies it
+    try:
+        result, writes = cutover_under_load(pg, fast_playbook(pg, tmp_path, cutover={"timeout_s": 2}))
+    finally:
+        pg.rds_applier.set_delay(0.2)
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    assert "still reads read_only = 0 2 s after" in result.stdout and "rolled back" in result.stdout
+    assert group_value(pg) is None  # put back: it must not apply later, behind the application's back
+    assert_back_on_source(pg, writes)
+
+
+# -- read_only (self-managed) -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ro() -> Iterator:
+    with started_sandbox(2000, Options(source="self-managed", write_block="read_only")) as sb:
+        yield sb
+
+
+def test_read_only_cutover_loses_nothing_and_rollback_makes_the_source_writable(ro, tmp_path):
+    playbook = fast_playbook(ro, tmp_path)
+    result, writes = cutover_under_load(ro, playbook)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "read_only ON in" in result.stdout
+    assert app_write_error(ro, "source") == 1290
+    assert_nothing_lost(ro.target, writes)
+    result, writes = cutover_under_load(ro, playbook, "rollback")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert_back_on_source(ro, writes)
+
+
+def test_read_only_held_up_by_a_long_statement_gives_up_at_its_timeout_and_rolls_back(ro, tmp_path):
+    """SET GLOBAL read_only waits for the write statements in flight (orchestrator #1127): one running for 20 s
+    must not hold the application's writes for 20 s."""
+    to_phase(ro, fast_playbook(ro, tmp_path), "replicating")
+    with ro.source.root() as root:
+        root.run("CREATE TABLE IF NOT EXISTS shop.held (id INT PRIMARY KEY)")
+    holder = ro.source.root()
+    running = threading.Thread(target=lambda: _quietly(holder, "INSERT INTO shop.held SELECT SLEEP(20)"),
+                               daemon=True)
+    running.start()
+    try:
+        result, writes = cutover_under_load(ro, fast_playbook(ro, tmp_path, cutover={"timeout_s": 2}))
+    finally:
+        with ro.source.root() as root:
+            root.run(f"KILL {holder.connection_id}")
+        running.join(10)
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    assert "waited 2 s for the commits in flight and gave up" in result.stdout and "rolled back" in result.stdout
+    with ro.source.root() as root:
+        assert root.variable("read_only") == 0
+    assert_back_on_source(ro, writes)
+
+
+def _quietly(session, sql: str) -> None:
+    try:
+        session.run(sql)
+    except DatabaseError:
+        pass  # killed at the end of the test
+    finally:
+        session.close()
