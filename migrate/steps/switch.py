@@ -317,6 +317,7 @@ class Promote(SwitchStep):
         if "own_position" not in facts:  # before anything can write there: where the old primary follows from
             facts["own_position"] = _as_dict(inspector.binlog_position(new))
         ctx.save()  # both, before the new primary can be written to
+        ctx.checkpoint(f"replication stopped on {sw.new.name}, its own position recorded")
         facts["promoted"] = True
         own = _position(facts["own_position"])
         return (f"{sw.new.name} promoted at its position {own.file}:{own.pos}"
@@ -422,6 +423,7 @@ class OpenWrites(SwitchStep):
         ctx.on_cancel(sw.cancel)
         new = sw.new.shared()
         handed = sw.blocker.hand_over(new, sw.new, ctx.facts)
+        ctx.checkpoint(f"what the block took handed over on {sw.new.name}; enabling events, opening writes")
         enabled = _toggle_events(new, sw.new, sw.events, enable=True)
         writable = sw.promoter.make_writable(new, ctx)
         ctx.facts["opened"] = True

@@ -6,6 +6,7 @@ exits 3, and leaves the original state, checked."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -25,8 +26,11 @@ RATE = 200
 
 
 def cutover_under_load(sb, playbook, command: str = "cutover"):
+    """The command's result, with `said`: every step's sentence (or the error's message), and the load's result."""
     with Load(sb, rate=RATE) as load:
-        result = run_migrate(command, "-p", str(playbook), "--yes")
+        result = run_migrate(command, "-p", str(playbook), "--yes", "--json")
+    out = json.loads(result.stdout)
+    result.said = out.get("message") or "\n".join(s["message"] for s in out["report"]["steps"])
     return result, load.result
 
 
@@ -47,7 +51,7 @@ def assert_nothing_lost(server, writes) -> None:
 
 def assert_back_on_source(sb, writes) -> None:
     """The original state: the application writes on the source, the target is a healthy read-only replica."""
-    assert phase_of(sb).phase == "replicating" and phase_of(sb).app_on == "source"
+    assert phase_of(sb).phase in ("replicating", "rolled_back") and phase_of(sb).app_on == "source"
     assert app_write_error(sb, "source") is None
     assert_nothing_lost(sb.source, writes)
     with sb.target.root() as t:
@@ -72,7 +76,7 @@ def test_parameter_group_cutover_loses_nothing_and_rollback_resets_the_group(pg,
     playbook = fast_playbook(pg, tmp_path)
     result, writes = cutover_under_load(pg, playbook)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert "read_only=1 in parameter group" in result.stdout
+    assert "read_only=1 in parameter group" in result.said
     assert group_value(pg) == "1" and app_write_error(pg, "source") == 1290  # the old primary: read-only
     assert_nothing_lost(pg.target, writes)
 
@@ -88,7 +92,7 @@ def test_parameter_group_change_refused_by_aws_rolls_back_and_exits_3(pg, tmp_pa
         faults.fail_rds_action(b"ModifyDBParameterGroup")
         result, writes = cutover_under_load(pg, fast_playbook(pg, tmp_path, aws={"endpoint_url": faults.url}))
     assert result.returncode == 3, result.stdout + result.stderr[-3000:]
-    assert "InvalidDBParameterGroupState" in result.stdout and "rolled back" in result.stdout
+    assert "InvalidDBParameterGroupState" in result.said and "rolled back" in result.said
     assert faults.failed >= 1 and group_value(pg) is None
     assert_back_on_source(pg, writes)
 
@@ -101,7 +105,7 @@ def test_parameter_group_that_never_takes_effect_rolls_back_within_the_timeout(p
     finally:
         pg.rds_applier.set_delay(0.2)
     assert result.returncode == 3, result.stdout + result.stderr[-3000:]
-    assert "still reads read_only = 0 2 s after" in result.stdout and "rolled back" in result.stdout
+    assert "still reads read_only = 0 2 s after" in result.said and "rolled back" in result.said
     assert group_value(pg) is None  # put back: it must not apply later, behind the application's back
     assert_back_on_source(pg, writes)
 
@@ -119,7 +123,7 @@ def test_read_only_cutover_loses_nothing_and_rollback_makes_the_source_writable(
     playbook = fast_playbook(ro, tmp_path)
     result, writes = cutover_under_load(ro, playbook)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert "read_only ON in" in result.stdout
+    assert "read_only ON in" in result.said
     assert app_write_error(ro, "source") == 1290
     assert_nothing_lost(ro.target, writes)
     result, writes = cutover_under_load(ro, playbook, "rollback")
@@ -144,7 +148,7 @@ def test_read_only_held_up_by_a_long_statement_gives_up_at_its_timeout_and_rolls
             root.run(f"KILL {holder.connection_id}")
         running.join(10)
     assert result.returncode == 3, result.stdout + result.stderr[-3000:]
-    assert "waited 2 s for the commits in flight and gave up" in result.stdout and "rolled back" in result.stdout
+    assert "waited 2 s for the commits in flight and gave up" in result.said and "rolled back" in result.said
     with ro.source.root() as root:
         assert root.variable("read_only") == 0
     assert_back_on_source(ro, writes)
