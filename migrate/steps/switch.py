@@ -350,7 +350,10 @@ class Repoint(SwitchStep):
     name = "repoint"
     point_of_no_return = True
     always_recheck = True  # where the application points can always be asked (or is known from the facts)
-    timeout_s = 60.0
+
+    def __init__(self, sw: Switch):
+        super().__init__(sw)
+        self.timeout_s = max(60.0, sw.timeout_s + STEP_SLACK_S)  # a DNS change waits up to cutover.timeout_s
 
     def describe(self) -> str:
         return self.sw.repointer.describe(*self.sw.new.address)

@@ -150,6 +150,19 @@ def test_route53_cutover_whose_change_aws_refuses_rolls_back_and_exits_3(r53, tm
     assert_back_on_source(r53, writes)
 
 
+def test_route53_cutover_whose_change_never_comes_insync_rolls_back_and_exits_3(r53, tmp_path):
+    """Route53 takes the change but never reports it INSYNC within cutover.timeout_s: the cutover rolls back, the
+    saved record is put back (its own INSYNC is not waited for past the timeout: it is said instead)."""
+    with AwsFaults(r53.aws.endpoint_url) as faults:
+        faults.pending = True
+        playbook = fast_playbook(r53, tmp_path, aws={"endpoint_url": faults.url}, cutover={"timeout_s": 2})
+        result, writes = cutover_under_load(r53, playbook)
+    assert result.returncode == 3, result.stdout + result.stderr[-3000:]
+    assert "did not report it INSYNC within 2 s" in result.stdout and "rolled back" in result.stdout
+    assert record(r53) == ("A", "127.0.0.2", 5)
+    assert_back_on_source(r53, writes)
+
+
 def test_route53_cutover_under_load_loses_nothing(r53, tmp_path):
     result, writes = cutover_under_load(r53, fast_playbook(r53, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]

@@ -141,12 +141,17 @@ class Route53Repointer(Repointer):
         now = self.record()
         if now == wanted:
             return f"{self._where} was still {describe_set(wanted)}: nothing to restore"
-        waited = self._change(now, wanted, "put it back")
+        waited = self._change(now, wanted, "put it back", strict=False)
         self._read_back(wanted, "being put back")
-        return f"{self._where} put back to {describe_set(wanted)} (was {describe_set(now)}); INSYNC after {waited:.1f} s"
+        synced = f"INSYNC after {waited:.1f} s" if waited is not None else (
+            f"not reported INSYNC within {self.insync_timeout_s:g} s: some name servers may answer "
+            f"{describe_set(now)} for a while, where writes are closed")
+        return f"{self._where} put back to {describe_set(wanted)} (was {describe_set(now)}); {synced}"
 
-    def _change(self, now: dict[str, Any] | None, wanted: dict[str, Any] | None, what: str) -> float:
-        """One atomic change batch from `now` to `wanted`, then the wait for INSYNC; the seconds waited."""
+    def _change(self, now: dict[str, Any] | None, wanted: dict[str, Any] | None, what: str, *,
+                strict: bool = True) -> float | None:
+        """One atomic change batch from `now` to `wanted`, then the wait for INSYNC; the seconds waited (None: not
+        INSYNC in time, when not `strict`: the change is taken, its propagation is Route53's)."""
         if wanted is None:
             changes = [{"Action": "DELETE", "ResourceRecordSet": now}]
         elif now is not None and (now["Type"] != wanted["Type"] or "AliasTarget" in now):
@@ -160,6 +165,8 @@ class Route53Repointer(Repointer):
         status = answer["ChangeInfo"].get("Status")
         while status != "INSYNC":
             if time.monotonic() - started > self.insync_timeout_s:
+                if not strict:
+                    return None
                 raise RepointFailed(
                     f"Route53 took the change to {what} ({change_id}) but did not report it INSYNC within "
                     f"{self.insync_timeout_s:g} s (still {status}): its name servers may still answer "
