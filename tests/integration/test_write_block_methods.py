@@ -13,10 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 from migrate.adapters.db import DatabaseError, connect
+from migrate.adapters.haproxy import HaproxyAdmin
 from migrate.capabilities import replication
 from migrate.capabilities.write_block import ParameterGroupApi
 from migrate.sandbox import sample_data
 from migrate.sandbox.aws import INSTANCE_ID, PARAMETER_GROUP
+from migrate.sandbox.haproxy import BACKEND, SERVER
 from migrate.sandbox.sandbox import Options
 from tests.aws_faults import AwsFaults
 from tests.helpers import endpoint_as, run_migrate
@@ -120,10 +122,15 @@ def ro() -> Iterator:
 
 
 def test_read_only_cutover_loses_nothing_and_rollback_makes_the_source_writable(ro, tmp_path):
-    playbook = fast_playbook(ro, tmp_path)
+    """With the repoint through HAProxy's runtime API on its own host, over SSH (haproxy via_ssh)."""
+    ssh = {"host": "127.0.0.1", "port": ro.ssh.port, "user": ro.ssh.user, "key_file": str(ro.ssh.client_key),
+           "known_hosts": str(ro.ssh.known_hosts)}
+    haproxy = {"socket": str(ro.haproxy.admin_socket), "backend": BACKEND, "server": SERVER, "via_ssh": ssh}
+    playbook = fast_playbook(ro, tmp_path, cutover={"repoint": {"method": "haproxy", "haproxy": haproxy}})
     result, writes = cutover_under_load(ro, playbook)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert "read_only ON in" in result.said
+    assert "read_only ON in" in result.said and f"admin.sock on {ro.ssh.user}@127.0.0.1:{ro.ssh.port}" in result.said
+    assert HaproxyAdmin(ro.haproxy.admin_socket).server_state(BACKEND, SERVER).port == ro.ports["target"]
     assert app_write_error(ro, "source") == 1290
     assert_nothing_lost(ro.target, writes)
     result, writes = cutover_under_load(ro, playbook, "rollback")

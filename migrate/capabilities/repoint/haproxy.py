@@ -61,9 +61,9 @@ class HaproxyRepointer(Repointer):
         shut = (f"shut the {open_sessions} session{'' if open_sessions == 1 else 's'} still open on it"
                 if open_sessions else "no session was open on it to shut")
         if same_ip(before.addr, ip) and before.port == port:
-            return f"{self._name} already pointed to {ip}:{port}{resolved}; {shut}"
+            return f"{self._name} already pointed to {ip}:{port}{resolved}; {shut}; over {self.admin.where}"
         return (f"{self._name} now sends new connections to {ip}:{port}{resolved} instead of "
-                f"{before.addr}:{before.port}; {shut}")
+                f"{before.addr}:{before.port}; {shut}; over {self.admin.where}")
 
     def carries(self, endpoint: Endpoint) -> bool:
         """Open a connection to `endpoint` and look for it among HAProxy's sessions on the repointed server."""
