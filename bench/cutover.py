@@ -253,7 +253,7 @@ def main() -> None:
     with sandbox_mod.temporary(args.rows, prefix="bench-", options=options) as sb:
         if args.applier_delay is not None:
             sb.rds_applier.set_delay(args.applier_delay)
-        applier_delay = sb.rds_applier.delay() if options.source == "rds" else None
+        applier_delay = sb.rds_applier.delay() if options.write_block == "parameter_group" else None
         m = Migration(load(sb.playbook_path))
         start.run(m)
         demo.wait_caught_up(m, 300)

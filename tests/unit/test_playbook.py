@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 
 from migrate import secrets
 from migrate.errors import PlaybookError, SecretError
-from migrate.playbook import load, parse
+from migrate.playbook import Cutover, Repoint, load, parse
 from tests.helpers import ROOT, run_migrate
 
 VALID = textwrap.dedent("""\
@@ -53,6 +54,16 @@ def test_a_minimal_playbook_loads_with_defaults_and_is_immutable():
 @pytest.mark.parametrize("example", sorted((ROOT / "playbooks").glob("*.yml")), ids=lambda p: p.name)
 def test_every_example_playbook_loads(example: Path):
     assert load(example).name
+
+
+def test_every_write_block_and_repoint_has_an_example_playbook():
+    examples = [load(p) for p in sorted((ROOT / "playbooks").glob("*.yml"))]
+    blocks = {pb.cutover.write_block for pb in examples}
+    repoints = {pb.cutover.repoint.method for pb in examples}
+    via_ssh = [pb for pb in examples if pb.cutover.repoint.haproxy and pb.cutover.repoint.haproxy.via_ssh]
+    assert blocks == set(typing.get_args(Cutover.model_fields["write_block"].annotation))
+    assert repoints == set(typing.get_args(Repoint.model_fields["method"].annotation))
+    assert via_ssh, "an example of an HAProxy reached over SSH (cutover.repoint.haproxy.via_ssh)"
 
 
 def test_an_unknown_key_is_an_error_naming_line_path_and_allowed_keys():
