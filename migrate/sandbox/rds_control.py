@@ -44,7 +44,7 @@ from migrate.errors import BadInput, SandboxError
 from migrate.runner.store import write_atomic
 from migrate.sandbox import procs
 
-POLL_S = 0.05
+POLL_S = 0.1  # the sandbox's AWS stand-in: a change is seen within 100 ms (a faster poll cost a tenth of a core per sandbox)
 GROUP_REFRESH_S = 1.0  # how often the instance's parameter group name is read again
 HEARTBEAT_S = 1.0  # the state file is rewritten at least this often
 DEFAULT_DELAY_S = 1.0
