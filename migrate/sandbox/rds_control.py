@@ -5,7 +5,7 @@ modified with ApplyMethod=immediate.
 This is the only place where the sandbox imitates AWS's control plane. moto stores a parameter group's
 parameters and applies nothing: without this process, `modify_db_parameter_group(read_only=1)` (the
 `parameter_group` write blocker) would change a record in moto and never the server, and the sandbox would
-lie about RDS. So every ~50 ms it reads the instance's group (describe_db_instances -> DBParameterGroups,
+lie about RDS. So every ~100 ms it reads the instance's group (describe_db_instances -> DBParameterGroups,
 describe_db_parameters) and, for the dynamic parameters it knows (DYNAMIC: name -> SET GLOBAL), sets the
 source's global variable as the server's root, `delay` seconds after it first saw the change; a parameter
 that leaves the group (reset_db_parameter_group) gets the engine's default back (read_only -> 0). A
