@@ -5,7 +5,7 @@ modified with ApplyMethod=immediate.
 This is the only place where the sandbox imitates AWS's control plane. moto stores a parameter group's
 parameters and applies nothing: without this process, `modify_db_parameter_group(read_only=1)` (the
 `parameter_group` write blocker) would change a record in moto and never the server, and the sandbox would
-lie about RDS. So every ~50 ms it reads the instance's group (describe_db_instances -> DBParameterGroups,
+lie about RDS. So every ~100 ms it reads the instance's group (describe_db_instances -> DBParameterGroups,
 describe_db_parameters) and, for the dynamic parameters it knows (DYNAMIC: name -> SET GLOBAL), sets the
 source's global variable as the server's root, `delay` seconds after it first saw the change; a parameter
 that leaves the group (reset_db_parameter_group) gets the engine's default back (read_only -> 0). A
@@ -44,7 +44,7 @@ from migrate.errors import BadInput, SandboxError
 from migrate.runner.store import write_atomic
 from migrate.sandbox import procs
 
-POLL_S = 0.05
+POLL_S = 0.1  # the sandbox's AWS stand-in: a change is seen within 100 ms (a faster poll cost a tenth of a core per sandbox)
 GROUP_REFRESH_S = 1.0  # how often the instance's parameter group name is read again
 HEARTBEAT_S = 1.0  # the state file is rewritten at least this often
 DEFAULT_DELAY_S = 1.0

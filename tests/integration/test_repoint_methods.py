@@ -7,6 +7,7 @@ its sandbox for good."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,7 @@ from migrate.capabilities.repoint import (
     SshFileRepointer,
 )
 from migrate.playbook import HaproxyRepoint, Route53Repoint, Ssh, load
+from migrate.sandbox import procs
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.aws import RECORD
 from migrate.sandbox.haproxy import BACKEND, SERVER
@@ -287,3 +289,42 @@ def test_haproxy_via_ssh_errors_read_as_the_local_sockets(sandbox, tmp_path):
     assert f"{tmp_path / 'nope.sock'} on " in missing.value.message and "does not exist" in missing.value.message
     with pytest.raises(HaproxyError, match="Can't find backend"):
         via_ssh(sandbox, backend="nope").current()
+
+
+# -- migrate plan: each repoint's preconditions, read on the variants ------------------------------------
+
+
+def repoint_check(sb, tmp_path, **changes) -> dict:
+    playbook = fast_playbook(sb, tmp_path, estimates={"binlog_sample_s": 0.1}, **changes)
+    result = run_migrate("plan", "-p", str(playbook), "--json")
+    assert result.returncode in (0, 1), result.stdout + result.stderr[-3000:]
+    return next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "cutover.repoint")
+
+
+def test_plan_reads_the_route53_record_warns_on_a_long_ttl_and_fails_a_missing_one(r53, tmp_path):
+    assert repoint_check(r53, tmp_path)["status"] == "pass"
+    long_ttl = repoint_check(r53, tmp_path, cutover={"repoint": {"route53": {"ttl": 60}}})
+    assert long_ttl["status"] == "warn" and "a TTL of 60 s is over 5 s" in long_ttl["evidence"]
+    missing = repoint_check(r53, tmp_path, cutover={"repoint": {"route53": {"record": "nope.sandbox.internal."}}})
+    assert missing["status"] == "fail" and "does not exist in zone" in missing["evidence"]
+
+
+def test_plan_fails_ssh_file_when_a_host_is_unreachable_or_lacks_the_reload(sf, tmp_path):
+    assert repoint_check(sf, tmp_path)["status"] == "pass"
+    settings = load(sf.playbook_path).cutover.repoint.ssh_file
+    hosts = [h.model_dump(mode="json") for h in settings.hosts]
+    gone = repoint_check(sf, tmp_path, cutover={"repoint": {"ssh_file": {
+        "hosts": [hosts[0], {**hosts[1], "port": procs.free_port()}]}}})
+    assert gone["status"] == "fail" and "cannot be reached" in gone["evidence"]
+    no_reload = repoint_check(sf, tmp_path, cutover={"repoint": {"ssh_file": {"reload": "no-such-reload-tool"}}})
+    assert no_reload["status"] == "fail" and "no-such-reload-tool is not found" in no_reload["evidence"]
+
+
+def test_plan_fails_haproxy_via_ssh_when_the_socket_is_not_on_the_proxys_host(sandbox, tmp_path):
+    ssh = sandbox.ssh
+    via = {"host": "127.0.0.1", "port": ssh.port, "user": ssh.user, "key_file": str(ssh.client_key),
+           "known_hosts": str(ssh.known_hosts)}
+    haproxy = {"socket": str(tmp_path / "nope.sock"), "backend": BACKEND, "server": SERVER, "via_ssh": via}
+    check = repoint_check(sandbox, tmp_path, state_dir=str(tmp_path / "state"),
+                          cutover={"repoint": {"method": "haproxy", "haproxy": haproxy}})
+    assert check["status"] == "fail" and "nope.sock on " in check["evidence"]

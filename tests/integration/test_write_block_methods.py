@@ -168,3 +168,73 @@ def _quietly(session, sql: str) -> None:
         pass  # killed at the end of the test
     finally:
         session.close()
+
+
+# -- migrate plan: each method's preconditions, read on the variants ------------------------------------
+
+
+def plan_checks(playbook) -> dict[str, dict]:
+    result = run_migrate("plan", "-p", str(playbook), "--json")
+    assert result.returncode in (0, 1), result.stdout + result.stderr[-3000:]
+    return {c["id"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def test_plan_warns_that_a_parameter_groups_latency_is_awss_and_fails_a_default_group(pg, tmp_path):
+    playbook = fast_playbook(pg, tmp_path, estimates={"binlog_sample_s": 0.1})
+    to_phase(pg, playbook, "replicating")
+    check = plan_checks(playbook)["cutover.write_block"]
+    assert check["status"] == "warn" and f"parameter group {PARAMETER_GROUP} can be modified" in check["evidence"]
+    assert "latency is part of the write downtime" in check["fix"]
+    rds = ParameterGroupApi(pg.aws.settings, INSTANCE_ID)
+    groups = rds._call("list the groups", "describe_db_parameter_groups")["DBParameterGroups"]
+    if "default.mariadb10.11" not in {g["DBParameterGroupName"] for g in groups}:  # AWS has it; moto makes none
+        rds._call("create the default group", "create_db_parameter_group", DBParameterGroupName="default.mariadb10.11",
+                  DBParameterGroupFamily="mariadb10.11", Description="Default parameter group for mariadb10.11")
+    rds._call("attach the default group", "modify_db_instance", DBInstanceIdentifier=INSTANCE_ID,
+              DBParameterGroupName="default.mariadb10.11", ApplyImmediately=True)
+    try:
+        check = plan_checks(playbook)["cutover.write_block"]
+    finally:
+        rds._call("attach the custom group again", "modify_db_instance", DBInstanceIdentifier=INSTANCE_ID,
+                  DBParameterGroupName=PARAMETER_GROUP, ApplyImmediately=True)
+    assert check["status"] == "fail" and "uses the default parameter group default.mariadb10.11" in check["evidence"]
+    assert rds.group() == PARAMETER_GROUP
+
+
+def test_plan_fails_read_only_on_rds_and_parameter_group_off_rds(pg, ro, tmp_path):
+    on_rds = plan_checks(fast_playbook(pg, tmp_path, cutover={"write_block": "read_only"},
+                                       estimates={"binlog_sample_s": 0.1}))["cutover.write_block"]
+    assert on_rds["status"] == "fail" and "its master user cannot SET GLOBAL read_only" in on_rds["evidence"]
+    off_rds = plan_checks(fast_playbook(ro, tmp_path, cutover={"write_block": "parameter_group"},
+                                        estimates={"binlog_sample_s": 0.1}))["cutover.write_block"]
+    assert off_rds["status"] == "fail" and "not RDS" in off_rds["evidence"]
+
+
+def test_plan_fails_read_only_when_an_application_account_writes_through_it_or_migrate_cannot_set_it(ro, tmp_path):
+    playbook = fast_playbook(ro, tmp_path, estimates={"binlog_sample_s": 0.1})
+    to_phase(ro, playbook, "replicating")
+    assert plan_checks(playbook)["cutover.write_block"]["status"] == "pass"
+    with ro.source.root() as root:
+        root.run("SET SESSION sql_log_bin = 0")
+        root.run(f"GRANT READ_ONLY ADMIN ON *.* TO '{sample_data.APP_USER}'@'%'")
+        try:
+            check = plan_checks(playbook)["cutover.write_block"]
+        finally:
+            root.run(f"REVOKE READ_ONLY ADMIN ON *.* FROM '{sample_data.APP_USER}'@'%'")
+    assert check["status"] == "fail" and "may write while read_only is ON" in check["evidence"]
+    with ro.source.root() as root:
+        root.run("SET SESSION sql_log_bin = 0")
+        root.run("CREATE OR REPLACE USER 'weak_dba'@'%' IDENTIFIED BY 'weak-dba-pw-1'")
+        # all that plan reads with, and kill rights, but not READ_ONLY ADMIN
+        root.run("GRANT SELECT, PROCESS, SHOW DATABASES, SHOW VIEW, EVENT, TRIGGER, EXECUTE, CREATE USER, BINLOG MONITOR, "
+                 "SLAVE MONITOR, REPLICATION SLAVE, CONNECTION ADMIN ON *.* TO 'weak_dba'@'%' WITH GRANT OPTION")
+    (tmp_path / "weak.pw").write_text("weak-dba-pw-1")
+    try:
+        check = plan_checks(fast_playbook(ro, tmp_path, estimates={"binlog_sample_s": 0.1},
+                                          source={"user": "weak_dba", "password_file": str(tmp_path / "weak.pw")})
+                            )["cutover.write_block"]
+    finally:
+        with ro.source.root() as root:
+            root.run("SET SESSION sql_log_bin = 0")
+            root.run("DROP USER 'weak_dba'@'%'")
+    assert check["status"] == "fail" and "cannot set read_only" in check["evidence"]

@@ -211,6 +211,6 @@ def test_the_dry_run_shows_the_write_block_each_server_gets(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         said[command] = {s["step"]: s["does"] for s in json.loads(result.stdout)["steps"]}
     assert "set read_only=1 in RDS instance" in said["cutover"]["block_writes"]
-    assert "read_only off" in said["cutover"]["promote"]
+    assert "read_only OFF" in said["cutover"]["open_writes"] and "closed to the application" in said["cutover"]["promote"]
     assert "SET GLOBAL read_only = ON" in said["rollback"]["block_writes"]
-    assert "read_only back in its parameter group" in said["rollback"]["promote"]
+    assert "read_only back in its parameter group" in said["rollback"]["open_writes"]

@@ -1,8 +1,10 @@
 """Write blockers: stop the application's writes on the old primary (`cutover.write_block`), one module per method.
 
 `for_server` picks the blocker for one server: the playbook's method, as that server allows it. A parameter group
-belongs to RDS only, so a self-managed server in the old primary's role (the target, in a rollback) is blocked with
-`read_only`, and an RDS server blocked by its parameter group is made writable again through it at promotion.
+belongs to RDS only, so an EC2 server in the old primary's role (the target, in a rollback) is blocked with
+`read_only`, and an RDS source blocked by its parameter group is made writable again through it at promotion. The
+source itself is never blocked another way than the playbook says: parameter_group on a self-managed source is
+refused.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ __all__ = ["ParameterGroup", "ParameterGroupApi", "ReadOnly", "RevokeAndKill", "
 
 
 def for_server(method: str, server: Server, users: list[str], timeout_s: float, *,
-               parameter_group: Callable[[], ParameterGroupApi] | None = None) -> WriteBlocker:
-    """`parameter_group`: the RDS instance's group API (built only when an RDS server needs it)."""
+               parameter_group: Callable[[], ParameterGroupApi]) -> WriteBlocker:
+    """`parameter_group`: makes the RDS instance's group API (called only when the group is used)."""
     if method == "revoke_and_kill":
         return RevokeAndKill(server, users, timeout_s)
-    if method == "parameter_group" and server.rds and parameter_group is not None:
-        return ParameterGroup(server, users, timeout_s, parameter_group())
+    if method == "parameter_group" and (server.rds or server.name == "source"):
+        return ParameterGroup(server, users, timeout_s, parameter_group)
     return ReadOnly(server, users, timeout_s)

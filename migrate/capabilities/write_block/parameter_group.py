@@ -11,6 +11,7 @@ What the group held before is saved first (in the run state, and in the migratio
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -87,19 +88,27 @@ class ParameterGroupApi:
 class ParameterGroup(WriteBlocker):
     method = "parameter_group"
 
-    def __init__(self, server: Server, users: list[str], timeout_s: float, api: ParameterGroupApi):
+    def __init__(self, server: Server, users: list[str], timeout_s: float, api: Callable[[], ParameterGroupApi]):
         super().__init__(server, users, timeout_s)
-        self.api = api
+        self._api, self._made = api, None
+
+    @property
+    def api(self) -> ParameterGroupApi:
+        if not self.server.rds:
+            raise Refused(f"{self.server.name} is not RDS: it has no DB parameter group",
+                          hint="use cutover.write_block: read_only on a self-managed source")
+        if self._made is None:
+            self._made = self._api()
+        return self._made
 
     def describe(self) -> str:
+        if not self.server.rds:
+            return f"refused: {self.server.name} is not RDS, it has no DB parameter group (use read_only)"
         return (f"on {self.server.name}: set read_only=1 in RDS instance {self.api.instance_id}'s parameter group "
                 f"(ApplyMethod immediate), wait at most {self.timeout_s:g} s until the server reads read_only = 1, "
                 f"then mysql.rds_kill the sessions of {', '.join(self.users) or '(none)'} and wait until they are gone")
 
     def check(self, s: Session) -> str:
-        if not self.server.rds:
-            raise Refused(f"{self.server.name} is not RDS: it has no DB parameter group",
-                          hint="use cutover.write_block: read_only on a self-managed source")
         group = self.api.group()
         if group.startswith("default."):
             raise Refused(f"RDS instance {self.api.instance_id} uses the default parameter group {group}, which "
