@@ -322,6 +322,7 @@ def workflow_summary(rs: list[dict], runs: int, judged: bool) -> dict:
     worst = max([r["probe_longest_gap_ms"] for r in ok] + [r["load_longest_gap_ms"] for r in ok], default=None)
     lost = sum((r.get("probe_lost") or 0) + (r.get("load_lost_so_far") or 0) for r in ok)
     out["max_write_gap_ms"] = worst
+    out["within_max_ms"] = worst is not None and worst <= MATRIX_GOAL["max_ms"]  # said even where not judged
     out["goal_met"] = (len(ok) == runs and worst is not None and worst <= MATRIX_GOAL["max_ms"] and lost == 0) \
         if judged else None
     return out
