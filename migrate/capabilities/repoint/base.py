@@ -7,6 +7,7 @@ plan`) only reads.
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -64,3 +65,15 @@ class Repointer(ABC):
     @abstractmethod
     def check(self) -> str:
         """Read-only: can `point_to` work? One sentence if so; raise RepointCheckFailed otherwise."""
+
+
+def program_of(command: str, key: str) -> str | None:
+    """The program a shell command line starts: its first word after any NAME=value assignments (None when it has
+    none). `key` names the playbook key the command comes from, for the error."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise RepointCheckFailed(f"cannot parse {key} `{command}`: {exc}", hint=f"fix the quoting of {key}") from None
+    while words and "=" in words[0] and words[0].split("=", 1)[0].isidentifier():
+        words.pop(0)
+    return words[0] if words else None

@@ -9,7 +9,7 @@ import shutil
 
 from migrate import log
 from migrate.adapters.executor import Executor, LocalExecutor
-from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed
+from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed, program_of
 from migrate.errors import CommandTimeout
 from migrate.playbook import CommandRepoint
 
@@ -72,17 +72,11 @@ class CommandRepointer(Repointer):
 
     def program(self) -> str:
         """The program the command starts: its first word after any NAME=value assignments."""
-        try:
-            words = shlex.split(self.settings.run)
-        except ValueError as exc:
-            raise RepointCheckFailed(f"cannot parse the repoint command `{self.settings.run}`: {exc}",
-                                     hint="fix the quoting of cutover.repoint.command.run") from None
-        while words and "=" in words[0] and words[0].split("=", 1)[0].isidentifier():
-            words.pop(0)
-        if not words:
+        program = program_of(self.settings.run, "cutover.repoint.command.run")
+        if not program:
             raise RepointCheckFailed("the repoint command is empty",
                                      hint="set cutover.repoint.command.run, e.g. \"./repoint.sh {host} {port}\"")
-        return words[0]
+        return program
 
     def check(self) -> str:
         program = self.program()

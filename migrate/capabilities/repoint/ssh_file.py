@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from migrate.adapters.executor import Executor, SshExecutor
-from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed
+from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed, program_of
 from migrate.errors import MigrateError
 from migrate.playbook import Ssh, SshFileRepoint
 
@@ -183,16 +183,7 @@ class SshFileRepointer(Repointer):
         return f"{self.path}'s directory is writable on {', '.join(said)}{reload}"
 
     def _program(self) -> str | None:
-        if not self.settings.reload:
-            return None
-        try:
-            words = shlex.split(self.settings.reload)
-        except ValueError as exc:
-            raise RepointCheckFailed(f"cannot parse the reload command: {exc}",
-                                     hint="fix the quoting of cutover.repoint.ssh_file.reload") from None
-        while words and "=" in words[0] and words[0].split("=", 1)[0].isidentifier():
-            words.pop(0)
-        return words[0] if words else None
+        return program_of(self.settings.reload, "cutover.repoint.ssh_file.reload") if self.settings.reload else None
 
     def close(self) -> None:
         for ex in self._executors.values():

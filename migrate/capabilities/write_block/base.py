@@ -54,22 +54,20 @@ class WriteBlocker(ABC):
     # -- this server as the new primary -------------------------------------------------------------
     def make_writable(self, s: Session, ctx: RunContext) -> str:
         """At promotion: the application may write here. Off RDS: read_only OFF."""
-        if self.server.rds:
-            return ""
-        for stmt in s.dialect.set_read_only(False):
-            s.run(stmt)
-        return "read_only OFF"
+        return "" if self.server.rds else set_read_only(s, False)
 
     def make_read_only(self, s: Session, ctx: RunContext) -> str:
         """A promotion undone: read-only again (off RDS)."""
-        if self.server.rds:
-            return ""
-        for stmt in s.dialect.set_read_only(True):
-            s.run(stmt)
-        return "read_only ON"
+        return "" if self.server.rds else set_read_only(s, True)
 
     def is_writable(self, s: Session) -> bool:
         return self.server.rds or not s.variable("read_only")
+
+
+def set_read_only(s: Session, on: bool) -> str:
+    for stmt in s.dialect.set_read_only(on):
+        s.run(stmt)
+    return f"read_only {'ON' if on else 'OFF'}"
 
 
 def sessions_of(s: Session, users: list[str], *, exclude: set[int] = frozenset()) -> list[int]:

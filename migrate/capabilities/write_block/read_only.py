@@ -14,7 +14,13 @@ import time
 
 from migrate.adapters.db import DatabaseError, Session
 from migrate.capabilities import grants, inspector
-from migrate.capabilities.write_block.base import WriteBlocker, elapsed_ms, kill_and_wait, sessions_of
+from migrate.capabilities.write_block.base import (
+    WriteBlocker,
+    elapsed_ms,
+    kill_and_wait,
+    sessions_of,
+    set_read_only,
+)
 from migrate.errors import Refused, StepFailed
 from migrate.runner import RunContext
 
@@ -88,6 +94,5 @@ class ReadOnly(WriteBlocker):
             return None
         if ctx.facts["read_only_before"]:
             return f"{self.server.name} was read_only before the block; left so"
-        for stmt in s.dialect.set_read_only(False):
-            s.run(stmt)
+        set_read_only(s, False)
         return f"read_only OFF again on {self.server.name}: the application can write there again"
