@@ -107,9 +107,11 @@ def _write_block(f: PlanFacts) -> Check:
         return fail("cutover.write_block", f"{method}: {text}", "fix what the line above names, or choose another "
                     "cutover.write_block")
     if method == "parameter_group":
-        return warn("cutover.write_block", f"{method}: {text}", "the block waits until AWS has applied the "
-                    "parameter: that latency is part of the write downtime, and the rehearsal (which blocks only a "
-                    "drill account) cannot time it; budget cutover.timeout_s for it")
+        return warn("cutover.write_block", f"{method}: {text}", "the cutover's block waits until AWS has applied "
+                    "read_only (the application writes meanwhile: the cutover takes longer, its write downtime does "
+                    "not), but a rollback waits for AWS to apply it back with writes blocked: that latency is write "
+                    "downtime there; the rehearsal (which blocks only a drill account) cannot time it; budget "
+                    "cutover.timeout_s for it")
     return passed("cutover.write_block", f"{method}: {text}")
 
 

@@ -2,7 +2,7 @@
 application, and the application's endpoint that follows it:
 
     haproxy   HAProxy's runtime API on its admin socket (the default sandbox)
-    command   `python -m migrate.sandbox.repoints point ...`: a script of the sandbox's that sets HAProxy's
+    command   `haproxy_tool.py point ...`: a script of the sandbox's (stdlib only) that sets HAProxy's
               server over the admin socket and shuts the sessions still on the old one
     ssh_file  two application hosts, each an sshd of its own whose commands start in its own directory (a
               machine of its own: the playbook's relative `path` lands there), each with a HAProxy in
@@ -15,17 +15,15 @@ application, and the application's endpoint that follows it:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from migrate.adapters import aws as aws_adapter
 from migrate.adapters.db import Endpoint
-from migrate.adapters.haproxy import HaproxyAdmin
-from migrate.errors import MigrateError
 from migrate.runner import RunContext, Step
 from migrate.sandbox import procs, sample_data
 from migrate.sandbox.aws import RECORD
@@ -147,20 +145,22 @@ def steps(sb: Sandbox) -> list[Step]:
 # -- the playbook ------------------------------------------------------------------------------------
 
 
+TOOL = f"{sys.executable} -I {Path(__file__).with_name('haproxy_tool.py')}"  # stdlib only: starts in milliseconds
+
+
 def playbook_repoint(sb: Sandbox) -> dict[str, Any]:
     """The cutover's repoint as `--repoint` names it, wired to the sandbox's own application tier."""
     method = sb.options.repoint
     if method == "command":
         return {"method": "command", "command": {
-            "run": f"{sys.executable} -m migrate.sandbox.repoints point --socket {sb.haproxy.admin_socket} "
-                   "{host} {port}"}}
+            "run": f"{TOOL} point {sb.haproxy.admin_socket} " "{host} {port}"}}
     if method == "ssh_file":
         return {"method": "ssh_file", "ssh_file": {
             "hosts": [{"host": "127.0.0.1", "port": ssh.port, "user": ssh.user, "key_file": str(ssh.client_key),
                        "known_hosts": str(ssh.known_hosts)} for ssh, _ in app_hosts(sb)],
             "path": BACKEND_FILE,  # relative: in each application host's own directory
             "template": sb.haproxy.backend_section("{host}", "{port}"),
-            "reload": f"{sys.executable} -m migrate.sandbox.repoints reload"}}
+            "reload": f"{TOOL} reload"}}
     if method == "route53":
         return {"method": "route53", "route53": {"zone_id": sb.aws.zone_id(), "record": RECORD, "ttl": 5}}
     return {"method": "haproxy", "haproxy": {"socket": str(sb.haproxy.admin_socket), "backend": BACKEND,
@@ -198,35 +198,3 @@ def describe_app(sb: Sandbox) -> str:
     if sb.options.repoint == "route53":
         return f"to the address of {RECORD} (read through Route53 before each connection), port {sb.ports['source']}"
     return f"through HAProxy (127.0.0.1:{sb.ports['haproxy']})"
-
-
-# -- the sandbox's own repoint command and reload ------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m migrate.sandbox.repoints")
-    sub = parser.add_subparsers(dest="what", required=True)
-    point = sub.add_parser("point", help="set HAProxy's application server and shut the sessions on the old one")
-    point.add_argument("--socket", required=True)
-    point.add_argument("host")
-    point.add_argument("port", type=int)
-    sub.add_parser("reload", help="in an application host's directory: reload its HAProxy gracefully")
-    args = parser.parse_args(argv)
-    try:
-        if args.what == "point":
-            admin = HaproxyAdmin(args.socket)
-            ip = admin.set_server_addr(BACKEND, SERVER, args.host, args.port)
-            admin.shutdown_sessions(BACKEND, SERVER)
-            print(f"HAProxy {BACKEND}/{SERVER} -> {ip}:{args.port}, sessions on the old server shut")
-        else:
-            from pathlib import Path
-
-            print(HaproxyServer(Path.cwd(), 0, 0, reloadable=True).reload())
-    except MigrateError as exc:
-        print(exc.message, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,6 +17,7 @@ from migrate.adapters.haproxy import HaproxyAdmin
 from migrate.capabilities import replication
 from migrate.capabilities.write_block import ParameterGroupApi
 from migrate.sandbox import sample_data
+from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.aws import INSTANCE_ID, PARAMETER_GROUP
 from migrate.sandbox.haproxy import BACKEND, SERVER
 from migrate.sandbox.sandbox import Options
@@ -117,8 +118,28 @@ def test_parameter_group_that_never_takes_effect_rolls_back_within_the_timeout(p
 
 @pytest.fixture(scope="module")
 def ro() -> Iterator:
-    with started_sandbox(2000, Options(source="self-managed", write_block="read_only")) as sb:
+    """The self-managed sandbox, its playbook run as written: `migrate plan` then `migrate start` (kept for the
+    test that reads them)."""
+    with sandbox_mod.temporary(2000, options=Options(source="self-managed", write_block="read_only")) as sb:
+        sb.as_written = {command: run_migrate(command, "-p", str(sb.playbook_path), "--json")
+                         for command in ("plan", "start")}
         yield sb
+
+
+def test_the_self_managed_sandbox_plans_go_and_starts_a_physical_replica_as_written(ro):
+    """An ordinary MariaDB (no RDS emulation) administered by an account with every privilege, seeded physically
+    over SSH."""
+    plan, started = ro.as_written["plan"], ro.as_written["start"]
+    assert plan.returncode == 0 and json.loads(plan.stdout)["verdict"] == "go", plan.stdout[-3000:]
+    assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-2000:]
+    seeded = next(s for s in json.loads(started.stdout)["steps"] if s["name"] == "seed")["message"]
+    assert "physically with mariadb-backup" in seeded
+    with ro.source.root() as s, ro.target.root() as t:
+        assert s.value("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = 'mysql' "
+                       "AND routine_name LIKE 'rds\\_%%'") == 0
+        assert "ALL PRIVILEGES" in s.one("SHOW GRANTS FOR 'admin'@'%'")["Grants for admin@%"]
+        assert t.one(t.dialect.replica_status())["Master_Port"] == ro.ports["source"]
+        assert replication.read_status(t).healthy and t.variable("read_only") == 1
 
 
 def test_read_only_cutover_loses_nothing_and_rollback_makes_the_source_writable(ro, tmp_path):
@@ -184,7 +205,7 @@ def test_plan_warns_that_a_parameter_groups_latency_is_awss_and_fails_a_default_
     to_phase(pg, playbook, "replicating")
     check = plan_checks(playbook)["cutover.write_block"]
     assert check["status"] == "warn" and f"parameter group {PARAMETER_GROUP} can be modified" in check["evidence"]
-    assert "latency is part of the write downtime" in check["fix"]
+    assert "a rollback waits for AWS to apply it back with writes blocked" in check["fix"]
     rds = ParameterGroupApi(pg.aws.settings, INSTANCE_ID)
     groups = rds._call("list the groups", "describe_db_parameter_groups")["DBParameterGroups"]
     if "default.mariadb10.11" not in {g["DBParameterGroupName"] for g in groups}:  # AWS has it; moto makes none
@@ -199,6 +220,22 @@ def test_plan_warns_that_a_parameter_groups_latency_is_awss_and_fails_a_default_
                   DBParameterGroupName=PARAMETER_GROUP, ApplyImmediately=True)
     assert check["status"] == "fail" and "uses the default parameter group default.mariadb10.11" in check["evidence"]
     assert rds.group() == PARAMETER_GROUP
+
+
+def test_plan_fails_a_parameter_group_another_instance_shares(pg, tmp_path):
+    """read_only=1 in a shared group would stop the other instance's writes too."""
+    playbook = fast_playbook(pg, tmp_path, estimates={"binlog_sample_s": 0.1})
+    to_phase(pg, playbook, "replicating")
+    rds = ParameterGroupApi(pg.aws.settings, INSTANCE_ID)
+    rds._call("create another instance", "create_db_instance", DBInstanceIdentifier="billing-prod", Engine="mariadb",
+              EngineVersion="10.11.6", DBInstanceClass="db.t3.micro", AllocatedStorage=20, MasterUsername="admin",
+              MasterUserPassword="billing-pw-123", DBParameterGroupName=PARAMETER_GROUP)
+    try:
+        check = plan_checks(playbook)["cutover.write_block"]
+    finally:
+        rds._call("delete it", "delete_db_instance", DBInstanceIdentifier="billing-prod", SkipFinalSnapshot=True)
+    assert check["status"] == "fail" and "shared with RDS instance(s) billing-prod" in check["evidence"]
+    assert plan_checks(playbook)["cutover.write_block"]["status"] == "warn"  # back to its own group
 
 
 def test_plan_fails_read_only_on_rds_and_parameter_group_off_rds(pg, ro, tmp_path):

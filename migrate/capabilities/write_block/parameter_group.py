@@ -62,6 +62,18 @@ class ParameterGroupApi:
                           hint="attach a custom parameter group to it (a reboot applies that)")
         return groups[0]["DBParameterGroupName"]
 
+    def sharing(self, group: str) -> list[str]:
+        """The other RDS instances that use `group`: a change to it reaches them too."""
+        others, marker = [], None
+        while True:
+            page = self._call("list the RDS instances", "describe_db_instances", **({"Marker": marker} if marker else {}))
+            others += [i["DBInstanceIdentifier"] for i in page.get("DBInstances", [])
+                       if i["DBInstanceIdentifier"] != self.instance_id
+                       and group in {g["DBParameterGroupName"] for g in i.get("DBParameterGroups") or []}]
+            marker = page.get("Marker")
+            if not marker:
+                return sorted(others)
+
     def user_value(self, group: str, name: str) -> str | None:
         """The value the group sets for `name`, or None when it leaves the engine default."""
         marker = None
@@ -108,19 +120,31 @@ class ParameterGroup(WriteBlocker):
                 f"(ApplyMethod immediate), wait at most {self.timeout_s:g} s until the server reads read_only = 1, "
                 f"then mysql.rds_kill the sessions of {', '.join(self.users) or '(none)'} and wait until they are gone")
 
-    def check(self, s: Session) -> str:
+    def _own_group(self) -> str:
+        """The instance's parameter group, if read_only may be set there: not a default group, not one other
+        instances use (they would stop taking writes too)."""
         group = self.api.group()
         if group.startswith("default."):
             raise Refused(f"RDS instance {self.api.instance_id} uses the default parameter group {group}, which "
                           "cannot be modified", hint="create a custom parameter group from it, attach it to the "
                                                      "instance (a reboot applies it) well before the window")
+        shared = self.api.sharing(group)
+        if shared:
+            raise Refused(f"parameter group {group} is shared with RDS instance(s) {', '.join(shared)}: read_only=1 "
+                          "there would stop their writes too", hint=f"give {self.api.instance_id} a parameter group "
+                          "of its own (copy this one, attach it; a reboot applies it) well before the window, or use "
+                          "write_block: revoke_and_kill")
+        return group
+
+    def check(self, s: Session) -> str:
+        group = self._own_group()
         value = self.api.user_value(group, PARAMETER)
         now = f"sets read_only={value}" if value is not None else "leaves read_only at the engine default"
         return (f"parameter group {group} can be modified (it {now}; the server reads "
                 f"{s.variable('read_only')}); how long AWS takes to apply it is AWS's, not migrate's")
 
     def block(self, s: Session, ctx: RunContext) -> str:
-        group = self.api.group()
+        group = self._own_group()
         if "parameter_group" not in ctx.facts:  # a resumed block keeps what the group held before the first one
             saved = {"group": group, "previous": self.api.user_value(group, PARAMETER)}
             ctx.facts["parameter_group"] = saved
