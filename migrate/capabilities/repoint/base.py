@@ -62,6 +62,9 @@ class Repointer(ABC):
         """Put back exactly what `snapshot` recorded; return one sentence saying what was done."""
         raise NotImplementedError(f"{self.method} takes no snapshot")
 
+    def prepare(self) -> None:  # noqa: B027 - most repointers have nothing to prepare
+        """Before writes are blocked: whatever makes `point_to` faster later (a connection opened now)."""
+
     @abstractmethod
     def check(self) -> str:
         """Read-only: can `point_to` work? One sentence if so; raise RepointCheckFailed otherwise."""

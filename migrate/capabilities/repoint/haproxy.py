@@ -30,6 +30,11 @@ class HaproxyRepointer(Repointer):
         return (f"set {self._name} to {where} over {self.admin.where} so that new connections go there, "
                 "then shut the sessions still open on it (they go to the old primary)")
 
+    def prepare(self) -> None:
+        """Over SSH: connect now, before writes are blocked."""
+        if self.admin.executor is not None:
+            self.admin.executor.run("true", timeout=30)
+
     def current(self) -> tuple[str, int]:
         state = self.admin.server_state(self.backend, self.server)
         return state.addr, state.port

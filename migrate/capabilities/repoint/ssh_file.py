@@ -1,7 +1,9 @@
 """Repoint by rewriting a file on each application host over SSH: `template` with {host} and {port} written
 to `path` atomically (a temporary file renamed over it), the file it replaces kept beside it as
-`<path>.migrate-previous`, then `reload`, then the file read back. A host failing before every host is done
-puts back the hosts already changed (previous file, reload) and names which host failed.
+`<path>.migrate-previous`, then `reload`, then the file read back. The hosts are changed at once, each in one
+SSH command (an SSH round trip costs ~100 ms, measured on the sandbox; the application waits through them), over
+connections opened before the block (`prepare`). A host that fails has the hosts changed put back (previous
+file, reload) and is named.
 
 The file's content (it may hold a password) never goes into a log line, a message or the run's state.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import shlex
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from migrate.adapters.executor import Executor, SshExecutor
@@ -19,6 +22,8 @@ from migrate.errors import MigrateError
 from migrate.playbook import Ssh, SshFileRepoint
 
 PREVIOUS = ".migrate-previous"
+WRITE_FAILED, RELOAD_FAILED = 90, 91  # exit statuses of the per-host script
+READ_BACK = "--- migrate: the file as it is now ---"
 STDERR_LINES = 3
 
 
@@ -56,7 +61,8 @@ class SshFileRepointer(Repointer):
 
     def describe(self, host: str, port: int) -> str:
         reload = f", run `{self.settings.reload}`" if self.settings.reload else ""
-        return (f"on {self._hosts} in turn: keep {self.path} as {self.previous}, write the template for "
+        return (f"on {self._hosts} at once (connected before the block), one SSH command each: keep {self.path} as "
+                f"{self.previous}, write the template for "
                 f"{host}:{port} to {self.path} (temporary file, then rename){reload} and read the file back; a host "
                 "that fails puts back the hosts already changed")
 
@@ -81,43 +87,61 @@ class SshFileRepointer(Repointer):
 
     # -- changing ------------------------------------------------------------------------------------
 
-    def point_to(self, host: str, port: int) -> str:
-        content = self.render(host, port)
-        changed: list[int] = []
-        for i in range(len(self.settings.hosts)):
-            try:
-                if self._replace(i, content, keep_previous=True):
-                    changed.append(i)
-                self._reload(i)
-                if _digest(self._read(i)) != _digest(content):
-                    raise RepointFailed(f"{self.path} on {self._on(i).label} is not what was written",
-                                        hint="something else writes this file (config management?)")
-            except MigrateError as exc:
-                undone = self._put_back(changed)
-                raise RepointFailed(
-                    f"host {i + 1} of {len(self.settings.hosts)} ({self._on(i).label}) failed: {exc.message}; "
-                    f"{undone}", hint=f"{exc.hint + '; ' if exc.hint else ''}fix it, then rerun the command") from None
-        reload = f" and ran `{self.settings.reload}`" if self.settings.reload else ""
-        n = len(self.settings.hosts)
-        already = "" if len(changed) == n else f"; the other {n - len(changed)} already had it"
-        return (f"wrote {self.path} for {host}:{port} on {len(changed)} of {n} host(s) ({self._hosts}{already})"
-                f"{reload}; read back on every one, the previous file kept as {self.previous}")
+    def prepare(self) -> None:
+        """Connect to every host now (before writes are blocked): an SSH handshake costs a few hundred ms."""
+        with ThreadPoolExecutor(len(self.settings.hosts)) as pool:
+            list(pool.map(lambda i: self._on(i).run("true", timeout=self.timeout_s), range(len(self.settings.hosts))))
 
-    def _replace(self, i: int, content: bytes, *, keep_previous: bool) -> bool:
-        """Write `content` to the path atomically on host i (False: it was already there)."""
-        ex = self._on(i)
-        if ex.exists(self.path) and _digest(self._read(i)) == _digest(content):
-            return False
-        path, tmp = shlex.quote(self.path), shlex.quote(f"{self.path}.migrate-tmp")
-        keep = f"if [ -e {path} ]; then cp -p {path} {shlex.quote(self.previous)}; fi && " if keep_previous else ""
+    def point_to(self, host: str, port: int) -> str:
+        """Every host at once, each in one SSH command (write, reload, read back): the application waits."""
+        content = self.render(host, port)
+        hosts = range(len(self.settings.hosts))
+        for i in hosts:
+            self._on(i)  # made here, not in the threads
+        with ThreadPoolExecutor(len(hosts)) as pool:
+            outcomes = list(pool.map(lambda i: self._point_host(i, content), hosts))
+        changed = [i for i, (was_changed, _) in zip(hosts, outcomes, strict=True) if was_changed]
+        failed = [(i, error) for i, (_, error) in zip(hosts, outcomes, strict=True) if error is not None]
+        if failed:
+            i, exc = failed[0]
+            undone = self._put_back(changed)
+            raise RepointFailed(
+                f"host {i + 1} of {len(hosts)} ({self._on(i).label}) failed: {exc.message}; {undone}",
+                hint=f"{exc.hint + '; ' if exc.hint else ''}fix it, then rerun the command")
+        reload = f" and ran `{self.settings.reload}`" if self.settings.reload else ""
+        already = "" if len(changed) == len(hosts) else f"; the other {len(hosts) - len(changed)} already had it"
+        return (f"wrote {self.path} for {host}:{port} on {len(changed)} of {len(hosts)} host(s) ({self._hosts}"
+                f"{already}){reload}; read back on every one, the previous file kept as {self.previous}")
+
+    def _point_host(self, i: int, content: bytes) -> tuple[bool, MigrateError | None]:
+        """On host i: the content written atomically unless it is there already (the file it replaces kept), the
+        reload, the file read back. (changed?, what failed)."""
+        path, tmp, prev = (shlex.quote(p) for p in (self.path, f"{self.path}.migrate-tmp", self.previous))
+        reload = f"( {self.settings.reload} ) >&2 || exit {RELOAD_FAILED}\n" if self.settings.reload else ""
         # The temporary file takes the old one's mode and owner before the content goes in.
-        script = (f"{keep}umask 077 && rm -f {tmp} && if [ -e {path} ]; then cp -p {path} {tmp}; fi && "
-                  f"cat > {tmp} && mv -f {tmp} {path}")
-        result = ex.run(script, timeout=self.timeout_s, input=content, check=False)
-        if not result.ok:
-            raise RepointFailed(f"could not write {self.path}: {self._why(result)}",
-                                hint="check that the SSH user may write the file and its directory (ssh.sudo)")
-        return True
+        script = (f"umask 077; rm -f {tmp}; if [ -e {path} ]; then cp -p {path} {tmp} || exit {WRITE_FAILED}; fi\n"
+                  f"cat > {tmp} || exit {WRITE_FAILED}\n"
+                  f"if [ -e {path} ] && cmp -s {tmp} {path}; then rm -f {tmp}; echo unchanged\n"
+                  f"else if [ -e {path} ]; then cp -p {path} {prev} || exit {WRITE_FAILED}; fi\n"
+                  f"  mv -f {tmp} {path} || exit {WRITE_FAILED}; echo changed; fi\n"
+                  f"{reload}echo {READ_BACK}; cat {path}")
+        try:
+            result = self._on(i).run(script, timeout=self.timeout_s, input=content, check=False)
+        except MigrateError as exc:
+            return False, exc
+        said, _, back = result.stdout.partition(f"{READ_BACK}\n".encode())
+        changed = said.startswith(b"changed")
+        if result.exit_status == WRITE_FAILED or not said:
+            return changed, RepointFailed(f"could not write {self.path}: {self._why(result)}",
+                                          hint="check that the SSH user may write the file and its directory "
+                                               "(ssh.sudo)")
+        if result.exit_status == RELOAD_FAILED:
+            return changed, RepointFailed(f"`{self.settings.reload}` {self._why(result)}",
+                                          hint="run the reload by hand on that host to see why it fails")
+        if not result.ok or _digest(back) != _digest(content):
+            return changed, RepointFailed(f"{self.path} on {self._on(i).label} is not what was written",
+                                          hint="something else writes this file (config management?)")
+        return changed, None
 
     def _reload(self, i: int) -> None:
         if not self.settings.reload:
