@@ -424,8 +424,10 @@ def _sandbox(args: argparse.Namespace, out: Output) -> int:
 def _rds_applier(sb, args: argparse.Namespace, out: Output) -> int:
     from migrate.sandbox import rds_control
 
-    if sb.options.source != "rds":
-        raise BadInput(f"the sandbox in {sb.dir} has a self-managed source: no RDS parameter group to apply")
+    if not sb.applies_parameter_group:
+        raise BadInput(f"the sandbox in {sb.dir} does not apply its RDS parameter group (its write block is "
+                       f"{sb.options.write_block})", hint="start one with `migrate sandbox up --dir D --write-block "
+                                                          "parameter_group`")
     applier = sb.rds_applier
     if args.delay is not None:
         applier.set_delay(rds_control.parse_delay(args.delay))

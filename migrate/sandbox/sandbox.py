@@ -160,8 +160,14 @@ class Sandbox:
 
     @property
     def rds_applier(self) -> RdsApplier:
-        """What the RDS instance's parameter group says, applied to the source (rds_control.py); rds sources only."""
+        """What the RDS instance's parameter group says, applied to the source (rds_control.py)."""
         return RdsApplier(self.dir / "rds_control", self.dir)
+
+    @property
+    def applies_parameter_group(self) -> bool:
+        """Only a sandbox whose write block is parameter_group runs the applier: it polls moto all the time (about
+        a tenth of a core with moto's share, measured), which every other sandbox, the test suite's, would pay."""
+        return self.options.write_block == "parameter_group"
 
     def secret_file(self, name: str) -> Path:
         return self.dir / "secrets" / f"{name}.pw"
@@ -557,7 +563,7 @@ def up_steps(sb: Sandbox) -> list[Step]:
     return [AllocatePorts(sb), StartServer(sb, "source"), EmulateRds(sb) if rds_source else SelfManagedSource(sb),
             StartServer(sb, "replica"), ReplicaFollowsSource(sb), StartServer(sb, "target"),
             PrepareTarget(sb), StartServer(sb, "rehearsal"), PrepareRehearsal(sb), StartSsh(sb), StartAws(sb),
-            *([StartRdsApplier(sb)] if rds_source else []), LoadSampleData(sb), StartHaproxy(sb),
+            *([StartRdsApplier(sb)] if sb.applies_parameter_group else []), LoadSampleData(sb), StartHaproxy(sb),
             *repoints.steps(sb), WritePlaybook(sb)]
 
 
@@ -629,7 +635,7 @@ def status(directory: Path) -> dict[str, Any]:
     for name, component in repoints.components(sb):
         components[name] = {"running": component.running(), "address": f"127.0.0.1:{component.port}",
                             "detail": repoints.detail(name)}
-    if sb.options.source == "rds":
+    if sb.applies_parameter_group:
         applier = sb.rds_applier
         delay = applier.delay()
         components["rds_applier"] = {"running": applier.running(), "delay": "never" if delay is None else delay,
@@ -648,7 +654,7 @@ def down(directory: Path) -> list[str]:
         raise BadInput(f"{directory} is not a sandbox (no {MANIFEST}); refusing to delete it")
     sb = Sandbox.open(directory)
     stopped = []
-    applier = (("rds_applier", sb.rds_applier),) if sb.options.source == "rds" else ()
+    applier = (("rds_applier", sb.rds_applier),) if sb.applies_parameter_group else ()
     for name, component in (*repoints.components(sb), ("haproxy", sb.haproxy), *applier, ("aws", sb.aws),
                             ("ssh", sb.ssh),
                             ("rehearsal", sb.rehearsal), ("target", sb.target),

@@ -42,10 +42,17 @@ def _seconds_until(predicate, timeout: float) -> float:
     return time.monotonic() - began
 
 
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[sandbox_mod.Sandbox]:
+    """A sandbox of this module's own whose write block is parameter_group: only such a sandbox runs the applier."""
+    with sandbox_mod.temporary(500, options=sandbox_mod.Options(write_block="parameter_group")) as sb:
+        yield sb
+
+
 @pytest.fixture
 def rds(sandbox) -> Iterator:
     """boto3 against the sandbox's moto; afterwards read_only leaves the group, the applier's delay is what it
-    was, and the source is writable (other test files share this sandbox)."""
+    was, and the source is writable (the tests share this sandbox)."""
     applier = sandbox.rds_applier
     before = applier.delay()
     client = aws_adapter.client(sandbox.aws.settings, "rds")
