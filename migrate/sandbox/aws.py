@@ -5,6 +5,7 @@ group says reaches the source server through migrate.sandbox.rds_control."""
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import sys
 import urllib.request
@@ -63,7 +64,7 @@ class MotoServer:
         try:
             with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1) as resp:
                 return resp.status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not moto: something else holds the port
             return False
 
     def running(self) -> bool:

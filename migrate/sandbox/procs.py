@@ -12,17 +12,41 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from migrate.errors import SandboxError
 
+# Ports handed out stay reserved this long for every process of this user: a sandbox binds its ports seconds after
+# choosing them, and without the reservation the kernel handed the same free port to a sandbox being made beside
+# it (the test suite's workers): moto's port answered with a MariaDB greeting.
+RESERVE_S = 600.0
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out by this function to any process of this user in the last
+    RESERVE_S seconds."""
+    reserved = Path(tempfile.gettempdir()) / f"migrate-ports-{os.getuid()}"
+    reserved.mkdir(mode=0o700, exist_ok=True)
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        mark = reserved / str(port)
+        try:
+            if time.time() - mark.stat().st_mtime < RESERVE_S:
+                continue  # recently given to someone else, who may not have bound it yet
+            mark.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue  # another process took it between our look and our claim
+        return port
+    raise SandboxError("no free loopback port found that was not handed out in the last ten minutes")
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
