@@ -64,6 +64,11 @@ class WriteBlocker(ABC):
         return self.server.rds or not s.variable("read_only")
 
 
+# Global privileges that let an account KILL other accounts' sessions (off RDS, where mysql.rds_kill serves the
+# master user): SUPER, or CONNECTION ADMIN, which ALL PRIVILEGES includes.
+KILL_PRIVILEGES = frozenset({"SUPER", "CONNECTION ADMIN", "ALL PRIVILEGES"})
+
+
 def set_read_only(s: Session, on: bool) -> str:
     for stmt in s.dialect.set_read_only(on):
         s.run(stmt)

@@ -15,6 +15,7 @@ import time
 from migrate.adapters.db import DatabaseError, Session
 from migrate.capabilities import grants, inspector
 from migrate.capabilities.write_block.base import (
+    KILL_PRIVILEGES,
     WriteBlocker,
     elapsed_ms,
     kill_and_wait,
@@ -41,8 +42,8 @@ class ReadOnly(WriteBlocker):
                           hint="use cutover.write_block: parameter_group (read_only in the instance's parameter "
                                "group) or revoke_and_kill")
         mine = inspector.global_privileges(s)
-        setters, kill = s.dialect.read_only_setters(), {"SUPER", "CONNECTION ADMIN", "ALL PRIVILEGES"}
-        if not (mine & setters and mine & kill):
+        setters = s.dialect.read_only_setters()
+        if not (mine & setters and mine & KILL_PRIVILEGES):
             raise Refused(f"migrate's account on {self.server.name} cannot set read_only and kill other accounts' "
                           f"sessions (needs one of {', '.join(sorted(setters))}, and SUPER or CONNECTION ADMIN)",
                           hint=f"grant them to {self.server.name}'s user, or run migrate as an administrative "

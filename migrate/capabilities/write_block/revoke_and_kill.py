@@ -16,7 +16,13 @@ from migrate.capabilities import grants, inspector
 from migrate.capabilities.inspector import Account
 from migrate.capabilities.replication import binlog_off
 from migrate.capabilities.switch import Server
-from migrate.capabilities.write_block.base import WriteBlocker, elapsed_ms, kill_and_wait, sessions_of
+from migrate.capabilities.write_block.base import (
+    KILL_PRIVILEGES,
+    WriteBlocker,
+    elapsed_ms,
+    kill_and_wait,
+    sessions_of,
+)
 from migrate.errors import Refused
 from migrate.runner import RunContext
 
@@ -25,7 +31,7 @@ def can_revoke_and_kill(privileges: set[str], *, rds: bool) -> bool:
     """Whether an account with these global privileges (grants.global_privileges) may revoke other accounts'
     grants and kill their sessions: GRANT OPTION, and off RDS (where mysql.rds_kill serves the master user)
     SUPER or CONNECTION ADMIN, which ALL PRIVILEGES includes."""
-    kill = rds or bool(privileges & {"SUPER", "CONNECTION ADMIN", "ALL PRIVILEGES"})
+    kill = rds or bool(privileges & KILL_PRIVILEGES)
     return "GRANT OPTION" in privileges and kill
 
 
