@@ -162,6 +162,9 @@ class SshFileRepoint(Model):
     path: Path
     template: str
     reload: str | None = None
+    # Checks a candidate file, {file} standing for it (`haproxy -c -q -f haproxy.cfg -f {file}`, `nginx -t -c {file}`):
+    # run on each host on the file rendered for the new primary during the gates, before writes are blocked.
+    check: str | None = None
 
 
 class CommandRepoint(Model):

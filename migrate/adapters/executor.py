@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -30,6 +31,9 @@ from migrate.playbook import Ssh
 Command = Sequence[str] | str  # argv (quoted for you) or a shell snippet you quoted yourself
 LineSink = Callable[[str], None]
 _STATUS_MARK = "__migrate_pipestatus__"
+# An SSH command's output is polled from 1 ms, doubling while idle up to 20 ms: a short command is seen done within
+# a millisecond or two (the repoint waits on them with writes blocked), a long one costs few wake-ups.
+POLL_MIN_S, POLL_MAX_S = 0.001, 0.02
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,11 @@ class SshExecutor(Executor):
             except (OSError, paramiko.SSHException) as exc:
                 raise ExecutorError(f"cannot reach {self._where()} over SSH: {exc}",
                                     hint="check ssh.host/ssh.port and that sshd runs there") from None
-            client.get_transport().set_keepalive(15)
+            transport = client.get_transport()
+            transport.set_keepalive(15)
+            if isinstance(transport.sock, socket.socket):
+                # Without it each command waits out the peer's delayed ACK: 48 ms vs 4 ms per command, measured.
+                transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._client = client
             return client
 
@@ -334,6 +342,7 @@ class SshExecutor(Executor):
         deadline = time.monotonic() + timeout
         out: list[bytes] = []
         err = _StderrLines(on_stderr_line)
+        idle_s = POLL_MIN_S
         while True:
             busy = False
             if channel.recv_ready():
@@ -348,8 +357,11 @@ class SshExecutor(Executor):
             if time.monotonic() > deadline:
                 raise CommandTimeout(f"on {self.label}: `{log.redact(shown)[:300]}` did not finish within "
                                      f"{timeout:g} s and was stopped")
-            if not busy:
-                time.sleep(0.01)
+            if busy:
+                idle_s = POLL_MIN_S
+            else:
+                time.sleep(idle_s)
+                idle_s = min(idle_s * 2, POLL_MAX_S)
         return channel.recv_exit_status(), b"".join(out), err.text()
 
     def _sftp(self):

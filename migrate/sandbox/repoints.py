@@ -6,8 +6,9 @@ application, and the application's endpoint that follows it:
               server over the admin socket and shuts the sessions still on the old one
     ssh_file  two application hosts, each an sshd of its own whose commands start in its own directory (a
               machine of its own: the playbook's relative `path` lands there), each with a HAProxy in
-              master-worker mode whose backend lives in `backend.cfg`; the template renders that backend, the
-              reload checks the configuration and reloads HAProxy gracefully (open connections stay open)
+              master-worker mode whose backend lives in `backend.cfg`; the template renders that backend,
+              `check` checks it with `haproxy -c` during the gates, the reload reloads HAProxy gracefully
+              (open connections stay open)
     route53   source and target on their own loopback addresses (127.0.0.2, 127.0.0.3) on one port; the
               zone's record starts as an A record to the source's; the application resolves the record
               through the Route53 API before each connection (moto serves no DNS)
@@ -145,7 +146,7 @@ def steps(sb: Sandbox) -> list[Step]:
 # -- the playbook ------------------------------------------------------------------------------------
 
 
-TOOL = f"{sys.executable} -I {Path(__file__).with_name('haproxy_tool.py')}"  # stdlib only: starts in milliseconds
+TOOL = f"{sys.executable} -I -S {Path(__file__).with_name('haproxy_tool.py')}"  # stdlib only, no site: starts in ~20 ms
 
 
 def playbook_repoint(sb: Sandbox) -> dict[str, Any]:
@@ -160,6 +161,7 @@ def playbook_repoint(sb: Sandbox) -> dict[str, Any]:
                        "known_hosts": str(ssh.known_hosts)} for ssh, _ in app_hosts(sb)],
             "path": BACKEND_FILE,  # relative: in each application host's own directory
             "template": sb.haproxy.backend_section("{host}", "{port}"),
+            "check": "haproxy -c -q -f haproxy.cfg -f {file}",
             "reload": f"{TOOL} reload"}}
     if method == "route53":
         return {"method": "route53", "route53": {"zone_id": sb.aws.zone_id(), "record": RECORD, "ttl": 5}}

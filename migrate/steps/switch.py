@@ -95,7 +95,7 @@ class Gates(SwitchStep):
         ctx.on_cancel(sw.cancel)
         old, new = sw.old.shared(), sw.new.shared()  # kept open for the steps after
         self._static_checks(old, new)
-        sw.repointer.prepare()  # e.g. SSH connections opened now, not while writes are blocked
+        sw.repointer.prepare(*sw.new.address)  # e.g. SSH connections opened now, not while writes are blocked
         ctx.checkpoint("accounts, read_only and the probe's endpoint checked; sampling the replica")
         deadline = time.monotonic() + sw.stable_for_s + GATE_GRACE_S
         stable_since, worst, samples, why_not, held_since = None, 0.0, 0, "", None

@@ -32,7 +32,7 @@ from migrate.sandbox.sandbox import Options
 from migrate.sandbox.workload import AppWorkload
 from tests.aws_faults import AwsFaults
 from tests.helpers import run_migrate
-from tests.switching import fast_playbook, missing_orders, started_sandbox, to_phase
+from tests.switching import fast_playbook, journal, missing_orders, started_sandbox, to_phase
 
 ROWS = 2000
 
@@ -231,6 +231,35 @@ def test_ssh_file_a_reload_failing_on_host_2_puts_host_1_back_and_names_host_2(s
     assert server_id_through(app_endpoint(sf)()) == 1
 
 
+def test_ssh_file_check_refuses_a_bad_template_on_each_host_before_anything_changes(sf):
+    settings = load(sf.playbook_path).cutover.repoint.ssh_file
+    original = files(sf)
+    SshFileRepointer(settings).prepare("127.0.0.1", sf.ports["target"])  # the sandbox's template passes
+    broken = SshFileRepointer(settings.model_copy(update={"template": "backend mysql\n    srv db {host}:{port}\n"}))
+
+    with pytest.raises(RepointFailed) as exc:
+        broken.prepare("127.0.0.1", sf.ports["target"])
+
+    assert "`haproxy -c -q -f haproxy.cfg -f {file}` refuses the file rendered for the new primary" in exc.value.message
+    assert "nothing was changed" in exc.value.hint
+    assert files(sf) == original and ports_through(sf) == [sf.ports["source"]] * 2
+    assert not [p for _, h in app_hosts(sf) for p in h.base.glob("*.migrate-check")]
+
+
+def test_ssh_file_cutover_whose_template_fails_its_check_stops_at_the_gates_without_blocking(sf, tmp_path):
+    playbook = fast_playbook(sf, tmp_path, cutover={"repoint": {"ssh_file": {"template": "not haproxy {host}:{port}"}}})
+    original = files(sf)
+    result, writes = cutover_under_load(sf, playbook)
+    assert result.returncode != 0 and "refuses the file rendered for the new primary" in result.stdout, result.stdout
+    assert files(sf) == original and server_id_through(app_endpoint(sf)()) == 1
+    events = journal(sf)
+    run = next(e["run_id"] for e in reversed(events) if e.get("step") == "gates")
+    assert not [e for e in events if e.get("run_id") == run and e.get("step") == "block_writes"]
+    with sf.source.root() as s:
+        assert s.variable("read_only") == 0 and missing_orders(s, writes.acked_order_ids) == []
+    assert writes.failures == 0 and writes.acked_order_ids
+
+
 def test_ssh_file_cutover_under_load_loses_nothing(sf, tmp_path):
     result, writes = cutover_under_load(sf, fast_playbook(sf, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -318,6 +347,21 @@ def test_plan_fails_ssh_file_when_a_host_is_unreachable_or_lacks_the_reload(sf, 
     assert gone["status"] == "fail" and "cannot be reached" in gone["evidence"]
     no_reload = repoint_check(sf, tmp_path, cutover={"repoint": {"ssh_file": {"reload": "no-such-reload-tool"}}})
     assert no_reload["status"] == "fail" and "no-such-reload-tool is not found" in no_reload["evidence"]
+    no_check = repoint_check(sf, tmp_path, cutover={"repoint": {"ssh_file": {"check": "no-such-check {file}"}}})
+    assert no_check["status"] == "fail" and "the check's program no-such-check is not found" in no_check["evidence"]
+
+
+def test_plan_warns_when_an_ssh_command_on_an_application_host_is_slow(sf, tmp_path):
+    """bash runs ~/.bashrc for every SSH command: a slow one is paid in the repoint, while writes are blocked."""
+    ssh2 = app_hosts(sf)[1][0]
+    bashrc = ssh2.base / ".bashrc"  # the sandbox host's HOME
+    bashrc.write_text("sleep 0.2\n")
+    try:
+        slow = repoint_check(sf, tmp_path)
+    finally:
+        bashrc.unlink()
+    assert slow["status"] == "warn", slow
+    assert f"({ssh2.user}@127.0.0.1:{ssh2.port}), over 100 ms" in slow["evidence"] and "~/.bashrc" in slow["evidence"]
 
 
 def test_plan_fails_haproxy_via_ssh_when_the_socket_is_not_on_the_proxys_host(sandbox, tmp_path):

@@ -62,8 +62,9 @@ class Repointer(ABC):
         """Put back exactly what `snapshot` recorded; return one sentence saying what was done."""
         raise NotImplementedError(f"{self.method} takes no snapshot")
 
-    def prepare(self) -> None:  # noqa: B027 - most repointers have nothing to prepare
-        """Before writes are blocked: whatever makes `point_to` faster later (a connection opened now)."""
+    def prepare(self, host: str, port: int) -> None:  # noqa: B027 - most repointers have nothing to prepare
+        """Before writes are blocked (the cutover's gates), for a later `point_to(host, port)`: whatever makes it
+        faster or fail early (a connection opened, a rendered file validated); raise RepointFailed to refuse."""
 
     @abstractmethod
     def check(self) -> str:

@@ -30,7 +30,7 @@ class HaproxyRepointer(Repointer):
         return (f"set {self._name} to {where} over {self.admin.where} so that new connections go there, "
                 "then shut the sessions still open on it (they go to the old primary)")
 
-    def prepare(self) -> None:
+    def prepare(self, host: str, port: int) -> None:
         """Over SSH: connect now, before writes are blocked."""
         if self.admin.executor is not None:
             self.admin.executor.run("true", timeout=30)

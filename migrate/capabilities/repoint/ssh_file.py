@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from migrate.adapters.executor import Executor, SshExecutor
-from migrate.capabilities.repoint.base import RepointCheckFailed, Repointer, RepointFailed, program_of
+from migrate.capabilities.repoint.base import (
+    Caution,
+    RepointCheckFailed,
+    Repointer,
+    RepointFailed,
+    program_of,
+)
 from migrate.errors import MigrateError
 from migrate.playbook import Ssh, SshFileRepoint
 
@@ -25,6 +32,7 @@ PREVIOUS = ".migrate-previous"
 WRITE_FAILED, RELOAD_FAILED = 90, 91  # exit statuses of the per-host script
 READ_BACK = "--- migrate: the file as it is now ---"
 STDERR_LINES = 3
+SLOW_COMMAND_MS = 100  # plan warns above it: the repoint pays one SSH command per host while writes are blocked
 
 
 def label(ssh: Ssh) -> str:
@@ -61,7 +69,9 @@ class SshFileRepointer(Repointer):
 
     def describe(self, host: str, port: int) -> str:
         reload = f", run `{self.settings.reload}`" if self.settings.reload else ""
-        return (f"on {self._hosts} at once (connected before the block), one SSH command each: keep {self.path} as "
+        validated = f" and the file checked with `{self.settings.check}`" if self.settings.check else ""
+        return (f"on {self._hosts} at once (connected{validated} before the block), one SSH command each: keep "
+                f"{self.path} as "
                 f"{self.previous}, write the template for "
                 f"{host}:{port} to {self.path} (temporary file, then rename){reload} and read the file back; a host "
                 "that fails puts back the hosts already changed")
@@ -87,10 +97,39 @@ class SshFileRepointer(Repointer):
 
     # -- changing ------------------------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Connect to every host now (before writes are blocked): an SSH handshake costs a few hundred ms."""
-        with ThreadPoolExecutor(len(self.settings.hosts)) as pool:
-            list(pool.map(lambda i: self._on(i).run("true", timeout=self.timeout_s), range(len(self.settings.hosts))))
+    def prepare(self, host: str, port: int) -> None:
+        """Before writes are blocked, on every host at once: connect (an SSH handshake costs a few hundred ms) and
+        run `check` on the file rendered for host:port (a bad template is refused before it costs downtime, and
+        the check's time is not spent in the write gap)."""
+        hosts = range(len(self.settings.hosts))
+        for i in hosts:
+            self._on(i)  # made here, not in the threads
+        content = self.render(host, port)
+        with ThreadPoolExecutor(len(hosts)) as pool:
+            failed = [f for f in pool.map(lambda i: self._prepare_host(i, content), hosts) if f is not None]
+        if failed:
+            raise failed[0]
+
+    def _prepare_host(self, i: int, content: bytes) -> MigrateError | None:
+        ex = self._on(i)
+        try:
+            ex.run("true", timeout=self.timeout_s)
+            if not self.settings.check:
+                return None
+            candidate = shlex.quote(f"{self.path}.migrate-check")
+            check = self.settings.check.replace("{file}", candidate)
+            result = ex.run(f"umask 077; cat > {candidate} || exit {WRITE_FAILED}\n( {check} ) >&2; status=$?\n"
+                            f"rm -f {candidate}; exit $status", timeout=self.timeout_s, input=content, check=False)
+        except MigrateError as exc:
+            return exc
+        if result.exit_status == WRITE_FAILED:
+            return RepointFailed(f"on {ex.label}, could not write {self.path}.migrate-check: {self._why(result)}",
+                                 hint="check that the SSH user may write the file's directory (ssh.sudo)")
+        if not result.ok:
+            return RepointFailed(f"on {ex.label}, `{self.settings.check}` refuses the file rendered for the new "
+                                 f"primary: {self._why(result)}",
+                                 hint="fix cutover.repoint.ssh_file.template (nothing was changed)")
+        return None
 
     def point_to(self, host: str, port: int) -> str:
         """Every host at once, each in one SSH command (write, reload, read back): the application waits."""
@@ -185,29 +224,44 @@ class SshFileRepointer(Repointer):
     # -- plan ----------------------------------------------------------------------------------------
 
     def check(self) -> str:
-        said = []
+        said, slowest = [], (0.0, "")
         directory = shlex.quote(str(self.settings.path.parent))
-        program = self._program()
+        programs = self._programs()
         for i in range(len(self.settings.hosts)):
             ex = self._on(i)
             try:
+                ex.run("true", timeout=30)  # connected: what follows is timed as the repoint will pay it
+                started = time.monotonic()
                 writable = ex.run(f"test -d {directory} && test -w {directory}", timeout=30, check=False).ok
-                found = ex.which(program) if program else None
+                slowest = max(slowest, ((time.monotonic() - started) * 1000, ex.label))
+                missing = [(key, program) for key, program in programs if not ex.which(program)]
             except MigrateError as exc:
                 raise RepointCheckFailed(f"application host {ex.label} cannot be reached: {exc.message}",
                                          hint=exc.hint or "check cutover.repoint.ssh_file.hosts") from None
             if not writable:
                 raise RepointCheckFailed(f"on {ex.label}, {self.settings.path.parent} is not a directory the SSH user "
                                          "may write", hint="create it, or set ssh.sudo: true for that host")
-            if program and not found:
-                raise RepointCheckFailed(f"on {ex.label}, the reload's program {program} is not found",
-                                         hint="install it there or fix cutover.repoint.ssh_file.reload")
+            if missing:
+                key, program = missing[0]
+                raise RepointCheckFailed(f"on {ex.label}, the {key}'s program {program} is not found",
+                                         hint=f"install it there or fix cutover.repoint.ssh_file.{key}")
             said.append(ex.label)
-        reload = f", the reload's program {program} found" if program else ", no reload"
-        return f"{self.path}'s directory is writable on {', '.join(said)}{reload}"
+        found = "".join(f", the {key}'s program {program} found" for key, program in programs)
+        reload = found if self.settings.reload else f"{found}, no reload"
+        ms, host = slowest
+        text = (f"{self.path}'s directory is writable on {', '.join(said)}{reload}; an SSH command takes at most "
+                f"{ms:.0f} ms ({host})")
+        if ms > SLOW_COMMAND_MS:
+            return Caution(f"{text}, over {SLOW_COMMAND_MS} ms: the repoint pays one SSH command per host while "
+                           "writes are blocked, and the login shell's start-up (e.g. ~/.bashrc, which bash runs for "
+                           "every SSH command) is in it; make it quick for the SSH user")
+        return text
 
-    def _program(self) -> str | None:
-        return program_of(self.settings.reload, "cutover.repoint.ssh_file.reload") if self.settings.reload else None
+    def _programs(self) -> list[tuple[str, str]]:
+        """(key, program) of the commands set (reload, check)."""
+        commands = [("reload", self.settings.reload), ("check", self.settings.check)]
+        found = [(key, program_of(command, f"cutover.repoint.ssh_file.{key}")) for key, command in commands if command]
+        return [(key, program) for key, program in found if program]
 
     def close(self) -> None:
         for ex in self._executors.values():
