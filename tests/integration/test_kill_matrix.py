@@ -9,32 +9,14 @@ the same one finishes it.
 
 from __future__ import annotations
 
-import signal
-import time
-from dataclasses import dataclass
-
 import pytest
 
-from migrate.capabilities import replication
 from migrate.capabilities.migration import Migration
 from migrate.playbook import parse
 from migrate.workflows import switch
-from tests.helpers import open_session, spawn_migrate, wait_for
-from tests.switching import (
-    Load,
-    app_endpoint,
-    fast_playbook,
-    journal,
-    migrate,
-    missing_orders,
-    phase_of,
-    started_sandbox,
-    to_phase,
-)
+from tests.killing import OPPOSITE, Case, kill_then_recover
+from tests.switching import fast_playbook, started_sandbox
 
-OPPOSITE = {"cutover": "rollback", "rollback": "cutover"}
-DONE = {"cutover": "cut_over", "rollback": "rolled_back"}
-BEFORE = {"cutover": "replicating", "rollback": "cut_over"}
 HOOK = "true"
 
 
@@ -57,19 +39,6 @@ hooks: {{before_cutover: "{HOOK}"}}
         steps.append((s["step"], before))
         before = before and not s["point_of_no_return"]
     return steps
-
-
-@dataclass(frozen=True)
-class Case:
-    workflow: str
-    step: str
-    point: str  # start | middle
-    then: str  # the command run after the kill
-    refused: bool = False  # `then` must refuse (the application already moved), and the same command finish
-
-
-    def __str__(self) -> str:
-        return f"{self.workflow}-{self.step}-{self.point}-then-{self.then}" + ("-refused" if self.refused else "")
 
 
 def _cases() -> list[Case]:
@@ -100,44 +69,6 @@ def sb():
         yield made
 
 
-def _killed_at(sb, playbook, case: Case) -> None:
-    proc = spawn_migrate(case.workflow, "-p", str(playbook), "--yes",
-                         env={"MIGRATE_TEST_HOLD": f"{case.workflow}:{case.step}:{case.point}"})
-    try:
-        def held() -> bool:
-            assert proc.poll() is None, f"migrate {case.workflow} ended ({proc.returncode}) before {case}"
-            return any(e["event"] == "held" and e.get("pid") == proc.pid for e in journal(sb)[-8:])
-
-        wait_for(held, 90, str(case))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_a_switch_killed_at_any_step_ends_done_or_undone_with_nothing_lost(sb, tmp_path, case: Case):
-    playbook = fast_playbook(sb, tmp_path, hooks={"before_cutover": HOOK})
-    to_phase(sb, playbook, "replicating" if case.workflow == "cutover" else "cut_over")
-    before = phase_of(sb).phase
-    with Load(sb, rate=100) as load_:
-        _killed_at(sb, playbook, case)
-        if case.refused:
-            said = migrate(case.then, "-p", str(playbook), "--yes", expect=1).stdout
-            assert "undoing it would lose them" in said and f"migrate {case.workflow} -p" in said
-        migrate(case.workflow if case.refused else case.then, "-p", str(playbook), "--yes")
-        time.sleep(0.3)  # the application writes on whichever server it ends on
-    now = phase_of(sb)
-    undone = case.then != case.workflow and not case.refused
-    assert now.phase == (before if undone else DONE[case.workflow]), now
-    primary, replica = (sb.target, sb.source) if now.app_on == "target" else (sb.source, sb.target)
-    assert not now.writes_blocked
-    with open_session(app_endpoint(sb)) as app:
-        assert app.value("SELECT @@port") == primary.port
-        app.run("CALL shop.place_order(3, 'SKU-0003', 1, 300, @o)")
-    with replica.root() as r:
-        status = replication.read_status(r)
-        assert status.healthy and status.source_port == primary.port, status
-    with primary.root() as p:
-        assert load_.result.acked_order_ids and missing_orders(p, load_.result.acked_order_ids) == []
+    kill_then_recover(sb, fast_playbook(sb, tmp_path, hooks={"before_cutover": HOOK}), case)

@@ -32,6 +32,7 @@ from migrate.sandbox.sandbox import Options
 from migrate.sandbox.workload import AppWorkload
 from tests.aws_faults import AwsFaults
 from tests.helpers import run_migrate
+from tests.killing import Case, kill_then_recover
 from tests.switching import fast_playbook, journal, missing_orders, started_sandbox, to_phase
 
 ROWS = 2000
@@ -165,6 +166,18 @@ def test_route53_cutover_whose_change_never_comes_insync_rolls_back_and_exits_3(
     assert_back_on_source(r53, writes)
 
 
+KILLED_IN_THE_REPOINT = [
+    Case("cutover", "repoint", "middle", "rollback", refused=True),  # moved: only the cutover can finish
+    Case("rollback", "repoint", "start", "cutover"),  # about to move back: the cutover undoes the rollback
+]
+
+
+@pytest.mark.parametrize("case", KILLED_IN_THE_REPOINT, ids=str)
+def test_route53_switch_killed_in_its_repoint_ends_with_the_record_on_the_primary(r53, tmp_path, case):
+    on = kill_then_recover(r53, fast_playbook(r53, tmp_path), case)
+    assert record(r53)[1] == getattr(r53, on).host
+
+
 def test_route53_cutover_under_load_loses_nothing(r53, tmp_path):
     result, writes = cutover_under_load(r53, fast_playbook(r53, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -258,6 +271,12 @@ def test_ssh_file_cutover_whose_template_fails_its_check_stops_at_the_gates_with
     with sf.source.root() as s:
         assert s.variable("read_only") == 0 and missing_orders(s, writes.acked_order_ids) == []
     assert writes.failures == 0 and writes.acked_order_ids
+
+
+@pytest.mark.parametrize("case", KILLED_IN_THE_REPOINT, ids=str)
+def test_ssh_file_switch_killed_in_its_repoint_ends_with_every_host_on_the_primary(sf, tmp_path, case):
+    on = kill_then_recover(sf, fast_playbook(sf, tmp_path), case)
+    assert ports_through(sf) == [sf.ports[on]] * 2
 
 
 def test_ssh_file_cutover_under_load_loses_nothing(sf, tmp_path):

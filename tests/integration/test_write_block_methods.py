@@ -26,6 +26,7 @@ from migrate.sandbox.haproxy import BACKEND, SERVER
 from migrate.sandbox.sandbox import Options
 from tests.aws_faults import AwsFaults
 from tests.helpers import endpoint_as, open_session, run_migrate, wait_for
+from tests.killing import Case, kill_then_recover
 from tests.switching import Load, fast_playbook, missing_orders, phase_of, started_sandbox, to_phase
 
 RATE = 200
@@ -116,6 +117,18 @@ def test_parameter_group_that_never_takes_effect_rolls_back_within_the_timeout(p
     assert_back_on_source(pg, writes)
 
 
+@pytest.mark.parametrize("case", [
+    Case("cutover", "block_writes", "middle", "rollback"),  # read_only=1 set in the group, maybe not yet applied
+    Case("rollback", "block_writes", "middle", "cutover"),  # the target's read_only ON, the group still 1
+    Case("rollback", "open_writes", "middle", "rollback"),  # repointed to the source, the group not yet put back
+], ids=str)
+def test_parameter_group_switch_killed_in_its_own_steps_ends_done_or_undone_with_the_group_to_match(pg, tmp_path,
+                                                                                                    case):
+    on = kill_then_recover(pg, fast_playbook(pg, tmp_path), case)
+    assert group_value(pg) == ("1" if on == "target" else None)
+    assert app_write_error(pg, "source") == (1290 if on == "target" else None)
+
+
 # -- read_only (self-managed) -------------------------------------------------------------------------
 
 
@@ -183,6 +196,17 @@ def test_read_only_held_up_by_a_long_statement_gives_up_at_its_timeout_and_rolls
     with ro.source.root() as root:
         assert root.variable("read_only") == 0
     assert_back_on_source(ro, writes)
+
+
+@pytest.mark.parametrize("case", [
+    Case("cutover", "block_writes", "middle", "rollback"),  # read_only ON, the sessions not yet killed
+    Case("cutover", "open_writes", "middle", "cutover"),  # repointed, the target not yet writable
+    Case("rollback", "open_writes", "middle", "rollback"),  # repointed back, the source still read-only
+], ids=str)
+def test_read_only_switch_killed_in_its_own_steps_ends_done_or_undone(ro, tmp_path, case):
+    on = kill_then_recover(ro, fast_playbook(ro, tmp_path), case)
+    with ro.source.root() as s, ro.target.root() as t:
+        assert (s.variable("read_only"), t.variable("read_only")) == ((1, 0) if on == "target" else (0, 1))
 
 
 def _quietly(session, sql: str) -> None:
