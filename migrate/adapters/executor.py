@@ -34,6 +34,7 @@ _STATUS_MARK = "__migrate_pipestatus__"
 # An SSH command's output is polled from 1 ms, doubling while idle up to 20 ms: a short command is seen done within
 # a millisecond or two (the repoint waits on them with writes blocked), a long one costs few wake-ups.
 POLL_MIN_S, POLL_MAX_S = 0.001, 0.02
+REMOTE_TIMEOUT_GRACE_S = 2
 
 
 @dataclass(frozen=True)
@@ -322,11 +323,13 @@ class SshExecutor(Executor):
 
     def _execute(self, script: str, *, timeout: float, input: bytes | None,
                  on_stderr_line: LineSink | None, shown: str) -> tuple[int, bytes, str]:
-        # `timeout` on the host stops the command there even if this connection dies.
+        # `timeout` on the host stops the command there even if this connection dies; a little later than this
+        # side's deadline, which is the one that says "did not finish within" (a race between them made the same
+        # command a timeout or an exit 124).
         inner = shlex.join(["bash", "-c", script])
         if self.ssh.sudo:
             inner = "sudo -n " + inner
-        command = f"timeout -k 5 {max(1, int(timeout + 0.999))} {inner}"
+        command = f"timeout -k 5 {int(timeout + 0.999) + REMOTE_TIMEOUT_GRACE_S} {inner}"
         channel = self._connect().get_transport().open_session(timeout=self.ssh.connect_timeout_s)
         try:
             channel.exec_command(command)
