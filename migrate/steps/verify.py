@@ -23,6 +23,7 @@ from migrate.runner.store import now_iso
 
 CHUNK_EVENT = "verify_chunk"
 CHECKPOINT_EVERY_S = 30.0
+CARRIED_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class CompareChunks(VerifyStep):
                             say=lambda text: ctx.progress(text, every_s=5))
         comparer = Comparer(p, r, throttle)
         chunks = differing = 0
+        learned = 1000  # a table starts at the size the one before it learned (at most CARRIED_ROWS)
         checkpoint_at = 0.0
         try:
             Comparer.prepare(p)
@@ -135,7 +137,7 @@ class CompareChunks(VerifyStep):
                 if previous is not None and previous["through"] is None:
                     continue  # compared to its end earlier in this attempt
                 after = decode_key(previous["through"]) if previous else None
-                sizer = Sizer(start=previous.get("next_rows", 1000) if previous else 1000)
+                sizer = Sizer(start=previous.get("next_rows", 1000) if previous else min(learned, CARRIED_ROWS))
                 while True:
                     t0 = time.monotonic()
                     result = comparer.chunk(table, after, sizer)
@@ -152,6 +154,7 @@ class CompareChunks(VerifyStep):
                     if result.through is None:
                         break
                     after = result.through
+                learned = max(learned, sizer.rows)
         finally:
             comparer.close()
             p.close()

@@ -20,7 +20,7 @@ MARIADB = detect("10.11.19-MariaDB-0+deb12u1-log", "Debian 12")
 
 ITEMS = Table("shop", "items", (
     Column("id", "bigint", "bigint unsigned", False),
-    Column("name", "varchar", "varchar(32)", True),
+    Column("name", "varchar", "varchar(32)", True, "utf8mb4_unicode_ci"),
     Column("price", "float", "float", True),
     Column("ratio", "double", "double", False),
     Column("photo", "blob", "blob", True),
@@ -30,10 +30,10 @@ ITEMS = Table("shop", "items", (
 LINES = Table("shop", "order_lines", (
     Column("order_id", "bigint", "bigint", False),
     Column("line_no", "smallint", "smallint", False),
-    Column("sku", "char", "char(8)", False),
+    Column("sku", "char", "char(8)", False, "utf8mb4_unicode_ci"),
 ), key=("order_id", "line_no"), index="PRIMARY")
 
-ROW_MARIADB = ("CRC32(CONCAT_WS('#', `id`, CAST(`name` AS BINARY), CAST(`price` AS DOUBLE), `ratio`, `photo`, "
+ROW_MARIADB = ("CRC32(CONCAT_WS('#', `id`, `name`, CAST(`price` AS DOUBLE), `ratio`, `photo`, "
                "`seen_at`, CONCAT(ISNULL(`name`), ISNULL(`price`), ISNULL(`photo`)), "
                "CONCAT_WS(',', LENGTH(`name`), LENGTH(`photo`))))")
 
@@ -44,6 +44,16 @@ def test_the_chunk_checksum_sums_one_crc32_per_row_with_nulls_lengths_and_exact_
     assert stmt.sql == (f"SELECT COUNT(*) AS n, COALESCE(SUM({ROW_MARIADB}), 0) AS crc_sum FROM `shop`.`items` "
                         "FORCE INDEX (`PRIMARY`) WHERE (`id` > %s) AND (`id` <= %s)")
     assert stmt.params == (1000, 2000)
+
+
+def test_text_columns_of_different_collations_are_hashed_as_their_bytes():
+    table = Table("shop", "names", (Column("id", "int", "int", False),
+                                    Column("a", "varchar", "varchar(9)", False, "utf8mb4_general_ci"),
+                                    Column("b", "text", "text", True, "latin1_swedish_ci"),
+                                    Column("c", "enum", "enum('x','y')", False, "utf8mb4_general_ci")), ("id",), "PRIMARY")
+    assert checksum.row_hash(MARIADB, table) == (
+        "CRC32(CONCAT_WS('#', `id`, CAST(`a` AS BINARY), CAST(`b` AS BINARY), CAST(`c` AS BINARY), CONCAT(ISNULL(`b`)), "
+        "CONCAT_WS(',', LENGTH(`a`), LENGTH(`b`), LENGTH(`c`))))")
 
 
 def test_mysql_before_8_0_17_widens_a_float_by_adding_a_double_zero():
@@ -72,8 +82,8 @@ def test_the_next_boundary_is_the_nth_key_after_the_last_one():
                                              (MYSQL57, "LOCK IN SHARE MODE")], ids=["mariadb1011", "mysql80", "mysql57"])
 def test_the_confirmation_locks_the_rows_shared_and_never_waits(dialect, clause):
     stmt = checksum.rows_by_key(dialect, LINES, [(1, 1), (7, 2)], lock=True)
-    assert stmt.sql == ("SELECT `order_id`, `line_no`, CRC32(CONCAT_WS('#', `order_id`, `line_no`, CAST(`sku` AS "
-                        "BINARY), CONCAT_WS(',', LENGTH(`sku`)))) AS crc FROM `shop`.`order_lines` FORCE INDEX "
+    assert stmt.sql == ("SELECT `order_id`, `line_no`, CRC32(CONCAT_WS('#', `order_id`, `line_no`, `sku`, "
+                        "CONCAT_WS(',', LENGTH(`sku`)))) AS crc FROM `shop`.`order_lines` FORCE INDEX "
                         "(`PRIMARY`) WHERE (`order_id` = %s AND `line_no` = %s) OR (`order_id` = %s AND `line_no` = %s) "
                         f"ORDER BY `order_id`, `line_no` {clause}")
     assert stmt.params == (1, 1, 7, 2)
@@ -101,9 +111,9 @@ def test_mariadb_gives_a_snapshots_exact_coordinates_and_mysql_does_not():
 
 
 def test_a_table_without_a_usable_key_is_compared_whole_in_one_query():
-    table = Table("shop", "log", (Column("a", "int", "int", True), Column("b", "text", "text", True)))
+    table = Table("shop", "log", (Column("a", "int", "int", True), Column("b", "text", "text", True, "latin1_bin")))
     assert checksum.whole_table(MARIADB, table, lock=True).sql == (
-        "SELECT COUNT(*) AS n, COALESCE(SUM(CRC32(CONCAT_WS('#', `a`, CAST(`b` AS BINARY), CONCAT(ISNULL(`a`), "
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CRC32(CONCAT_WS('#', `a`, `b`, CONCAT(ISNULL(`a`), "
         "ISNULL(`b`)), CONCAT_WS(',', LENGTH(`b`))))), 0) AS crc_sum FROM `shop`.`log` LOCK IN SHARE MODE NOWAIT")
 
 

@@ -205,7 +205,15 @@ class Comparer:
     def _snapshot_position(self) -> BinlogPosition:
         stmt = self.d.snapshot_position()
         exact = self.d.parse_snapshot_position(self.primary.run(stmt)) if stmt is not None else None
-        return exact or inspector.binlog_position(self.primary)
+        return exact or self._binlog_position()
+
+    def _binlog_position(self) -> BinlogPosition:
+        """The primary's binary-log file and position now, without its GTID set: a transaction is written to the
+        binary log before its InnoDB commit (which releases its locks and makes it visible), so the file position
+        is at or past every transaction visible or unlocked; MySQL adds a GTID to gtid_executed only as it
+        commits, so the GTID set read at the same moment may lack one of them."""
+        position = inspector.binlog_position(self.primary)
+        return BinlogPosition(position.file, position.pos)
 
     def _replica_side(self, stmt: Statement, position: BinlogPosition) -> tuple[list[dict], float, float]:
         waited = self.throttle.applied(position)
@@ -267,7 +275,7 @@ class Comparer:
             p.run("START TRANSACTION")
             try:
                 ours = p.run(statement(True, self.d))
-                position = inspector.binlog_position(p)
+                position = self._binlog_position()
                 waited = self._reach(position)
                 if waited is None:  # the replica is behind: release the rows, let it catch up, try again
                     p.run("ROLLBACK")

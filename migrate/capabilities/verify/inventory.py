@@ -23,6 +23,7 @@ class Column:
     data_type: str  # information_schema's DATA_TYPE, lower case: int, varchar, float, blob, ...
     column_type: str  # the full type: int(10) unsigned, varchar(32), enum('a','b'), ...
     nullable: bool
+    collation: str | None = None  # text columns'
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Table:
     def as_dict(self) -> dict:
         return {"schema": self.schema, "name": self.name, "key": list(self.key), "index": self.index,
                 "engine": self.engine, "est_rows": self.est_rows,
-                "columns": [[c.name, c.data_type, c.column_type, c.nullable] for c in self.columns]}
+                "columns": [[c.name, c.data_type, c.column_type, c.nullable, c.collation] for c in self.columns]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Table:
@@ -83,10 +84,11 @@ def read_tables(s: Session, schemas: list[str]) -> dict[tuple[str, str], Table]:
                  f"WHERE table_type = 'BASE TABLE' AND table_schema IN ({_in(schemas)})", p)
     columns: dict[tuple[str, str], list[Column]] = {}
     for r in s.run(f"SELECT table_schema AS s, table_name AS t, column_name AS c, LOWER(data_type) AS dt, "
-                   f"column_type AS ct, is_nullable AS nl FROM information_schema.columns WHERE table_schema IN "
+                   f"column_type AS ct, is_nullable AS nl, collation_name AS co FROM information_schema.columns "
+                   f"WHERE table_schema IN "
                    f"({_in(schemas)}) ORDER BY table_schema, table_name, ordinal_position", p):
         columns.setdefault((r["s"], r["t"]), []).append(
-            Column(r["c"], str(r["dt"]), str(r["ct"]), r["nl"] == "YES"))
+            Column(r["c"], str(r["dt"]), str(r["ct"]), r["nl"] == "YES", r["co"]))
     indexes: dict[tuple[str, str], dict[str, list[tuple[str, bool]]]] = {}
     for r in s.run(f"SELECT table_schema AS s, table_name AS t, index_name AS i, column_name AS c, "
                    f"sub_part IS NULL AS whole FROM information_schema.statistics WHERE non_unique = 0 AND "
@@ -147,7 +149,7 @@ def take(primary: Session, replica: Session, schemas: list[str], only: list[str]
 
 
 def _definition(t: Table) -> tuple:
-    return tuple((c.name, c.column_type.lower(), c.nullable) for c in t.columns)
+    return tuple((c.name, c.column_type.lower(), c.nullable, c.collation) for c in t.columns)
 
 
 def _definition_detail(a: Table, b: Table) -> str:
@@ -155,6 +157,8 @@ def _definition_detail(a: Table, b: Table) -> str:
     names_a, names_b = [c[0] for c in left], [c[0] for c in right]
     if names_a != names_b:
         return f"columns differ: {', '.join(names_a)} on the primary, {', '.join(names_b)} on the replica"
-    changed = [f"{x[0]} ({x[1]}{'' if x[2] else ' NOT NULL'} vs {y[1]}{'' if y[2] else ' NOT NULL'})"
-               for x, y in zip(left, right, strict=True) if x != y]
+    def shown(c: tuple) -> str:
+        return f"{c[1]}{'' if c[2] else ' NOT NULL'}{f' COLLATE {c[3]}' if c[3] else ''}"
+
+    changed = [f"{x[0]} ({shown(x)} vs {shown(y)})" for x, y in zip(left, right, strict=True) if x != y]
     return "column types differ: " + "; ".join(changed)
