@@ -14,14 +14,16 @@ import json
 import shutil
 import signal
 import subprocess
+import threading
+import time
 from contextlib import contextmanager
 
 import pytest
 
 from migrate.adapters.db import Session
 from migrate.capabilities import inspector, replication
-from tests.helpers import spawn_migrate, wait_for
-from tests.switching import Load, fast_playbook, journal, migrate, phase_of
+from tests.helpers import open_session, spawn_migrate, wait_for
+from tests.switching import Load, app_endpoint, fast_playbook, journal, migrate, phase_of
 
 
 @pytest.fixture
@@ -64,15 +66,57 @@ def chunk_events(sb) -> list[dict]:
     return [e for e in journal(sb) if e["event"] == "verify_chunk"]
 
 
+@contextmanager
+def hot_rows(sb, ids: range):
+    """The application rewriting a few customers as fast as it can (a busy row in every pass)."""
+    stop, counts = threading.Event(), [0]
+
+    def loop() -> None:
+        with open_session(app_endpoint(sb)) as app:
+            while not stop.is_set():
+                app.run("UPDATE shop.customers SET name = CONCAT('Customer ', id, ' v', %s) WHERE id BETWEEN %s AND %s",
+                        (counts[0], ids.start, ids.stop - 1))
+                counts[0] += 1
+
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        worker.join(10)
+
+
 def test_verify_reports_no_difference_under_a_write_load_five_runs_in_a_row(sb):
-    with Load(sb, rate=150) as load:
+    with Load(sb, rate=150) as load, hot_rows(sb, range(1, 6)) as updates:
         results = [verify(sb) for _ in range(5)]
-    assert load.result.acked_order_ids, "the application wrote while verify ran"
+    assert load.result.acked_order_ids and updates[0] > 100, "the application wrote while verify ran"
     for r in results:
         assert r["clean"] and r["differences"] == [] and r["unverified"] == [], r
         assert {t["table"] for t in r["tables"]} == {"shop.customers", "shop.orders", "shop.order_lines"}
         assert r["primary"] == "source" and r["replica"] == "target" and r["full"]
     assert results[-1]["totals"]["rows"] > results[0]["totals"]["rows"], "the orders written were compared too"
+    assert sum(r["totals"]["rechecked_chunks"] for r in results), "busy chunks were re-checked, not reported"
+
+
+def test_a_differing_row_the_application_keeps_locked_is_reported_unconfirmed_never_equal(sb):
+    ddl = "(id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB"
+    with own_table(sb, "verify_locked", ddl, [(i, i) for i in range(1, 101)]) as target:
+        target.run("UPDATE shop.verify_locked SET v = -1 WHERE id = 42")
+        with sb.source.root() as app:  # a transaction that holds the row for the whole verify
+            app.run("START TRANSACTION")
+            app.run("SELECT v FROM shop.verify_locked WHERE id = 42 FOR UPDATE")
+            began = time.monotonic()
+            r = verify(sb, "--tables", "shop.verify_locked", expect=1)
+            took = time.monotonic() - began
+            app.run("ROLLBACK")
+        settled = verify(sb, "--tables", "shop.verify_locked", expect=1)
+    assert r["differences"] == [] and not r["clean"]
+    [u] = r["unverified"]
+    assert u["table"] == "shop.verify_locked" and u["rows"] == 1 and "could not be locked" in u["detail"]
+    assert took < 30, "verify never waits for the application's locks"
+    [d] = settled["differences"]
+    assert d["rows"] == [{"key": 42, "kind": "changed"}]
 
 
 def test_a_changed_a_deleted_and_an_added_row_are_each_named_with_table_and_key_range(sb):
