@@ -41,8 +41,20 @@ so that this does not matter:
    batches of at most `CONFIRM_BATCH`), for at most the time the replica takes to apply P' (bounded by
    `LOCK_HOLD_S`, after which they are released and the batch tried again later) plus one read of those rows
    on the replica. NOWAIT means verify never waits for a lock: it cannot be part of a deadlock, so no
-   application transaction is ever chosen as a deadlock victim because of it. A batch whose locks stay busy
-   is tried `CONFIRM_TRIES` times and then reported as *unverified*, never as equal.
+   application transaction is ever chosen as a deadlock victim because of it (MySQL 5.7 has no NOWAIT: there
+   it waits at most innodb_lock_wait_timeout, 1 s). A batch whose locks stay busy is tried `CONFIRM_TRIES`
+   times and then reported as *unverified*, never as equal. Positions are binary-log file and offset, not
+   GTID sets: a transaction is in the binary log before its InnoDB commit makes it visible and releases its
+   locks, while MySQL adds its GTID to gtid_executed only as it commits.
+
+Why not pause the replica instead (STOP SLAVE SQL_THREAD, or START SLAVE UNTIL the primary's position, read,
+START SLAVE), which would make every pass exact? Because a verify killed between the stop and the start leaves
+replication stopped on the server that is about to become the primary (the cutover's gates would then refuse,
+and the lag grows until a human notices), because it adds a stop and a restart of the applier and the chunk's
+read to the replica's lag for every chunk, and because after a cutover the replica is the RDS instance, whose
+replication only `mysql.rds_stop_replication` stops. The shared locks of step 4 are taken only for rows that
+already differed four times, on a few rows, for about the replica's lag, and the server releases them by
+itself when verify's connection goes, whatever happens to verify.
 
 Nothing here writes to either server, changes a variable beyond the session's own, or stops replication:
 the master user of an RDS instance can run all of it (SELECT, SHOW MASTER STATUS, locking reads).
