@@ -14,6 +14,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import pytest
 
 from migrate.adapters.db import Session
 from migrate.capabilities import inspector, replication
-from tests.helpers import open_session, spawn_migrate, wait_for
+from tests.helpers import ROOT, open_session, spawn_migrate, wait_for
 from tests.switching import Load, app_endpoint, fast_playbook, journal, migrate, phase_of
 
 
@@ -240,3 +241,20 @@ def test_require_verify_refuses_the_cutover_until_a_clean_verify_then_lets_it_th
     migrate("start", "-p", str(pb))  # checks and repairs: the clean verify is older than it now
     stale = migrate("cutover", "-p", str(pb), "--yes", expect=1).stdout
     assert "began before the last `migrate start`" in stale and f"migrate verify -p {pb}" in stale
+
+
+def test_verify_pauses_while_the_target_lags_and_goes_on_when_it_catches_up(sb):
+    with Load(sb, rate=100), sb.target.root() as target:
+        target.run("FLUSH TABLES WITH READ LOCK")  # the target's applier waits: replication healthy, lag grows
+        proc = subprocess.Popen([sys.executable, "-m", "migrate", "verify", "-p", str(sb.playbook_path), "--json"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(5)
+            assert proc.poll() is None, "verify waits for the target instead of comparing it"
+        finally:
+            target.run("UNLOCK TABLES")
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and json.loads(out)["clean"], out + err[-2000:]
+    assert "throttled: the replica is more than" in err
+    waited = [e["waited_s"] for e in chunk_events(sb) if e["run_id"] == json.loads(out)["run_id"]]
+    assert max(waited) >= 3, waited

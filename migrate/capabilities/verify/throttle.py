@@ -42,7 +42,8 @@ class Throttle:
                     f"{'running' if status.sql_running else 'stopped'}; {status.last_error or 'no error reported'}): "
                     "verify compares a replica that follows its primary", hint=replication.hint_for(status))
             self._check(waited)
-            self.say(f"throttled: the replica is more than {waited:.0f} s behind; waiting for it")
+            self.say(f"throttled: the replica is more than {WAIT_SLICE_S:g} s behind; waiting for it to apply "
+                     "the chunk's position")
 
     def after_chunk(self, waited_s: float) -> None:
         """After a chunk whose replica side waited `waited_s`: pause while the replica stays more than
@@ -52,7 +53,7 @@ class Throttle:
         started = time.monotonic()
         while replication.true_lag_s(self.primary, self.replica, self.max_lag_s) is None:
             self._check(time.monotonic() - started)
-            self.say(f"throttled: the replica is more than {self.max_lag_s:g} s behind; paused")
+            self.say(f"throttled: the replica is more than {self.max_lag_s:g} s behind; paused until it catches up")
             time.sleep(0.5)
         self.paused_s += time.monotonic() - started
         log.get().info("replica caught up; verify goes on", paused_s=round(time.monotonic() - started, 1))
