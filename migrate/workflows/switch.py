@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from migrate import secrets
-from migrate.capabilities import hooks, phase, prediction, report, write_block
+from migrate.capabilities import heartbeat, hooks, phase, prediction, report, write_block
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_migration
@@ -76,7 +76,8 @@ def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe |
         follow_after=c.reverse_replication or not forward,
         events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),
         probe_gate=probe.gate if probe else None,
-        before_hook=(lambda: hooks.run(m, "before_cutover", fatal=True)) if before else None)
+        before_hook=(lambda: hooks.run(m, "before_cutover", fatal=True)) if before else None,
+        heartbeat_s=m.pb.heartbeat.interval_s)
 
 
 def steps(m: Migration, sw: Switch) -> list:
@@ -96,7 +97,7 @@ def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
 def run(m: Migration, workflow: str) -> dict[str, Any]:
     """Whatever `migrate cutover` / `migrate rollback` should do now, decided and done under the run lock."""
     try:
-        with m.store.locked(command_line()):
+        with m.store.locked(command_line()), heartbeat.paused(m.pb.run_dir):  # no writer behind the switch's back
             state = m.store.load_state()
             now = phase.read(state)
             action = phase.switch_action(now, workflow, m.path)
