@@ -137,6 +137,19 @@ def read_lag(primary: Session, replica: Session, primary_server_id: int) -> Hear
                         clock_skew_error_s=skew_error, said=f"the replica's newest heartbeat is {behind:.2f} s old")
 
 
+def in_use(primary: Session) -> tuple[bool, str]:
+    """Whether a heartbeat writer runs on `primary` now, and which one (for `plan`). Reads only."""
+    if not inspector.table_exists(primary, TOOL_SCHEMA, "heartbeat"):
+        return False, f"no heartbeat has been written yet ({TABLE} does not exist)"
+    row = primary.one(READ, (int(primary.value("SELECT @@server_id")),))
+    if row is None:
+        return False, "this server has written no heartbeat yet"
+    interval, age = row["interval_ms"] / 1000, _epoch(row["now"]) - _epoch(row["ts"])
+    if age > STALE_INTERVALS * interval + STALE_SLACK_S:
+        return False, f"the last heartbeat (by `{row['writer']}`) was written {age:.0f} s ago: no writer runs now"
+    return True, f"`{row['writer']}` writes it every {interval:g} s (the last {age:.1f} s ago)"
+
+
 # -- the pause a switch holds ------------------------------------------------------------------------
 
 

@@ -174,3 +174,20 @@ def test_status_watch_refreshes_every_second_and_writes_the_heartbeat_itself(sb,
     with sb.source.root() as s:
         row = s.one(f"SELECT ts, writer FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))
     assert row["writer"] == "migrate status --watch" and row["ts"].replace(tzinfo=UTC).timestamp() > started
+
+
+def heartbeat_check(playbook) -> dict:
+    result = run_migrate("plan", "-p", str(playbook), "--json")
+    return next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "cutover.heartbeat")
+
+
+def test_plan_says_which_heartbeat_writer_is_in_use_and_warns_when_none_runs(sb, tmp_path):
+    playbook = fast_playbook(sb, tmp_path, estimates={"binlog_sample_s": 0.1})
+    with heartbeat.Writer(sb.source.root_endpoint, 0.5, "a writer of the test's"):
+        time.sleep(1)
+        running = heartbeat_check(playbook)
+    time.sleep(2)  # older than two intervals and the slack: no writer runs
+    stopped = heartbeat_check(playbook)
+    assert running["status"] == "pass" and "`a writer of the test's` writes it every 0.5 s" in running["evidence"]
+    assert stopped["status"] == "warn" and "no writer runs now" in stopped["evidence"]
+    assert "migrate heartbeat -p" in stopped["fix"]
