@@ -135,6 +135,11 @@ class Gates(SwitchStep):
                                  if sw.probe_gate else "")
                         beats = (f", heartbeat lag {beat.lag_s * 1000:.0f} ms (+-{beat.error_s * 1000:.0f})"
                                  if beat is not None and beat.fresh else "")
+                        ctx.facts["lag_at_gates"] = {  # into the run's report, beside the write downtime
+                            "applied_within_ms": round(lag * 1000, 1), "seconds_behind": status.seconds_behind,
+                            "heartbeat_ms": round(beat.lag_s * 1000, 1) if beat and beat.fresh else None,
+                            "heartbeat_error_ms": round(beat.error_s * 1000, 1) if beat and beat.fresh else None,
+                            "clock_skew_ms": round(beat.clock_skew_s * 1000, 2) if beat else None}
                         return (f"{sw.new.name} replicates from {sw.old.name}, healthy and caught up: {samples} "
                                 f"positions sampled, each applied within {worst * 1000:.0f} ms over "
                                 f"{sw.stable_for_s:g} s, the last within {lag * 1000:.0f} ms{beats}{probe}")

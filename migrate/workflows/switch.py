@@ -245,4 +245,4 @@ def _facts(m: Migration, sw: Switch, facts: dict[str, Any], where: str) -> dict[
             "seed": {k: v for k, v in data.get("seed", {}).items() if k in ("tool", "file", "pos", "gtid", "seconds")},
             "after the switch": follow if sw.follow_after else
             "none: cutover.reverse_replication is off, the old primary does not follow the new one",
-            "probe_endpoint": sw.app.describe()}
+            "probe_endpoint": sw.app.describe(), "lag at the gates": facts.get("lag_at_gates")}

@@ -133,6 +133,7 @@ def test_a_switch_pauses_the_heartbeat_which_then_writes_on_the_new_primary(sb, 
     cut = json.loads(run_migrate("cutover", "-p", str(playbook), "--yes", "--json").stdout)
     gates = next(s["message"] for s in cut["report"]["steps"] if s["name"] == "gates")
     assert "heartbeat lag" in gates, gates  # the gates wrote and read it themselves
+    assert cut["report"]["facts"]["lag at the gates"]["heartbeat_ms"] is not None, cut["report"]["facts"]
     wait_for(lambda: any("writing on target" in e["heartbeat"] for e in lines_of(out)), 30, "the move to the target")
     said = [e["heartbeat"] for e in lines_of(out)]
     paused = said.index("paused: a switch is running")
