@@ -108,33 +108,46 @@ class HeartbeatLag:
 def read_lag(primary: Session, replica: Session, primary_server_id: int) -> HeartbeatLag:
     p_clock, r_clock = read_clock(primary), read_clock(replica)
     skew, skew_error = r_clock.offset_s - p_clock.offset_s, p_clock.error_s + r_clock.error_s
-    nothing = dict(lag_s=None, error_s=None, clock_skew_s=skew, clock_skew_error_s=skew_error)
     try:
         newest = primary.one(READ, (primary_server_id,))
         applied = replica.one(READ, (primary_server_id,))
     except DatabaseError as exc:
         if exc.code != 1146:  # no such table: the heartbeat was never set up
             raise
-        return HeartbeatLag(**nothing, last_written_s_ago=None, interval_s=None, writer=None,
-                            said=f"{TABLE} does not exist yet: run `migrate heartbeat`")
+        return HeartbeatLag(None, None, None, None, None, skew, skew_error,
+                            f"{TABLE} does not exist yet: run `migrate heartbeat`")
+    return estimate(newest, applied, skew, skew_error)
+
+
+def _age_and_interval(row: dict) -> tuple[float, float]:
+    """How old a heartbeat row is on its server's clock (its `now` read with it), and its writer's interval."""
+    return _epoch(row["now"]) - _epoch(row["ts"]), row["interval_ms"] / 1000
+
+
+def _stale(age: float, interval: float) -> bool:
+    return age > STALE_INTERVALS * interval + STALE_SLACK_S
+
+
+def estimate(newest: dict | None, applied: dict | None, skew: float, skew_error: float) -> HeartbeatLag:
+    """The lag from the primary's newest heartbeat row and the replica's (each read with its server's `now`), the
+    replica's clock being `skew` ahead of the primary's."""
     if newest is None:
-        return HeartbeatLag(**nothing, last_written_s_ago=None, interval_s=None, writer=None,
-                            said="no heartbeat has been written on the primary: run `migrate heartbeat`")
-    interval = newest["interval_ms"] / 1000
-    age = _epoch(newest["now"]) - _epoch(newest["ts"])
-    seen = dict(last_written_s_ago=round(age, 3), interval_s=interval, writer=newest["writer"])
-    if age > STALE_INTERVALS * interval + STALE_SLACK_S:
-        return HeartbeatLag(**nothing, **seen, said=f"the last heartbeat was written {age:.1f} s ago: no writer "
-                                                    "runs (`migrate heartbeat`)")
+        return HeartbeatLag(None, None, None, None, None, skew, skew_error,
+                            "no heartbeat has been written on the primary: run `migrate heartbeat`")
+    age, interval = _age_and_interval(newest)
+    seen = dict(last_written_s_ago=round(age, 3), interval_s=interval, writer=newest["writer"], clock_skew_s=skew,
+                clock_skew_error_s=skew_error)
+    if _stale(age, interval):
+        return HeartbeatLag(None, None, **seen, said=f"the last heartbeat was written {age:.1f} s ago: no writer "
+                                                     "runs (`migrate heartbeat`)")
     if applied is None:
-        return HeartbeatLag(**nothing, **seen, said="the replica has no heartbeat from this primary yet")
+        return HeartbeatLag(None, None, **seen, said="the replica has no heartbeat from this primary yet")
     if applied["ts"] == newest["ts"]:
-        return HeartbeatLag(0.0, round(age + skew_error, 4), **seen, clock_skew_s=skew, clock_skew_error_s=skew_error,
-                            said="the replica has the newest heartbeat")
+        return HeartbeatLag(0.0, round(age + skew_error, 4), **seen, said="the replica has the newest heartbeat")
     on_primary_clock = _epoch(applied["now"]) - skew
     behind = max(0.0, on_primary_clock - _epoch(applied["ts"]) - interval / 2)
-    return HeartbeatLag(round(behind, 4), round(interval / 2 + skew_error, 4), **seen, clock_skew_s=skew,
-                        clock_skew_error_s=skew_error, said=f"the replica's newest heartbeat is {behind:.2f} s old")
+    return HeartbeatLag(round(behind, 4), round(interval / 2 + skew_error, 4), **seen,
+                        said=f"the replica's newest heartbeat is {behind:.2f} s old")
 
 
 def in_use(primary: Session) -> tuple[bool, str]:
@@ -144,8 +157,8 @@ def in_use(primary: Session) -> tuple[bool, str]:
     row = primary.one(READ, (int(primary.value("SELECT @@server_id")),))
     if row is None:
         return False, "this server has written no heartbeat yet"
-    interval, age = row["interval_ms"] / 1000, _epoch(row["now"]) - _epoch(row["ts"])
-    if age > STALE_INTERVALS * interval + STALE_SLACK_S:
+    age, interval = _age_and_interval(row)
+    if _stale(age, interval):
         return False, f"the last heartbeat (by `{row['writer']}`) was written {age:.0f} s ago: no writer runs now"
     return True, f"`{row['writer']}` writes it every {interval:g} s (the last {age:.1f} s ago)"
 
