@@ -148,6 +148,8 @@ def _heartbeat(f: PlanFacts) -> Check:
     if found is None:
         return skipped("cutover.heartbeat", "source")
     running, said = found
+    if running is None:
+        return passed("cutover.heartbeat", f"heartbeat: {said}")
     if running:
         return passed("cutover.heartbeat", f"heartbeat: {said}; status and the cutover's gates read lag from it")
     return warn("cutover.heartbeat", f"heartbeat: {said}; until one runs, `migrate status` shows the server's "

@@ -182,9 +182,13 @@ def _write_block(m: Migration) -> tuple[bool, str]:
         return False, exc.message
 
 
-def _heartbeat(m: Migration) -> tuple[bool, str]:
+def _heartbeat(m: Migration) -> tuple[bool | None, str]:
+    """(a writer runs?, which); None: none is needed yet (nothing replicates before `migrate start`)."""
     with m.source(read_only=True) as s:
-        return heartbeat.in_use(s)
+        running, said = heartbeat.in_use(s)
+    if not running and phase.read(m.store.load_state()).phase in ("new", "seeding"):
+        return None, f"{said}; start `migrate heartbeat` once `migrate start` is done"
+    return running, said
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:
