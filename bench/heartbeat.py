@@ -15,8 +15,8 @@ moment, the true delay counted (time.monotonic) from the moment the fault was in
     io_thread_stopped    STOP SLAVE IO_THREAD           NULL too
     silent_link          the proxy stalls the link      0: the IO thread still says it runs (MySQL bug 82499)
 
-D to D + 1 s later (at the next x.5 s of the wall clock), at one moment, three readings: `migrate`'s `read_lag` (the truth is the middle of the
-monotonic times around it), `pt-heartbeat --check --master-server-id <source> --utc` on the replica (a one-shot
+D to D + 1 s later (at the next x.5 s of the wall clock), at one moment, three readings: `migrate`'s
+`read_lag` (the truth is the middle of the monotonic times around it), `pt-heartbeat --check --master-server-id <source> --utc` on the replica (a one-shot
 check, which waits for the next whole second plus its --skew, 0.5 s by default, before it reads: it is started
 so that it reads at the same x.5 s of the wall clock as `read_lag`; its own truth is taken at the `now` it
 printed under PTDEBUG) and Seconds_Behind_Master. Then the fault is undone and the replica catches up.
