@@ -19,6 +19,7 @@ import pytest
 from migrate.capabilities import heartbeat, replication
 from migrate.runner.store import wall_of
 from tests.helpers import ROOT, run_migrate, wait_for
+from tests.killing import Case, killed_at
 from tests.switching import Load, fast_playbook, journal, phase_of, started_sandbox, to_phase
 
 TRUTH_WITHIN_S = 0.5  # the issue's bound: the heartbeat's lag within 0.5 s of the true delay
@@ -192,3 +193,19 @@ def test_plan_says_which_heartbeat_writer_is_in_use_and_warns_when_none_runs(sb,
     assert running["status"] == "pass" and "`a writer of the test's` writes it every 0.5 s" in running["evidence"]
     assert stopped["status"] == "warn" and "no writer runs now" in stopped["evidence"]
     assert "migrate heartbeat -p" in stopped["fix"]
+
+
+def test_a_switch_killed_in_its_middle_keeps_the_heartbeat_paused_until_it_is_finished(sb, beating, tmp_path):
+    """The killed switch's lock dies with it, but its phase says a switch is half done: the writer stays off the
+    old primary (its final position may be taken again) until the rerun finishes."""
+    playbook, out = beating
+    killed_at(sb, playbook, Case("cutover", "block_writes", "middle", "cutover"))
+    wait_for(lambda: "cutting over" in lines_of(out)[-1]["heartbeat"], 10, "the writer to see the half-done switch")
+    with sb.source.root() as s:
+        written = s.one(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))["ts"]
+    time.sleep(1.5)
+    with sb.source.root() as s:
+        assert s.one(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))["ts"] == written
+    run_migrate("cutover", "-p", str(playbook), "--yes")
+    wait_for(lambda: lines_of(out)[-1]["heartbeat"].startswith("writing on target"), 30, "the writer on the target")
+    run_migrate("rollback", "-p", str(playbook), "--yes")

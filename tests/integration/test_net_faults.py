@@ -515,6 +515,22 @@ def test_a_silent_replication_link_reads_0_on_the_server_while_the_heartbeat_tel
     wait_for(lambda: _status(net, tmp_path)["lag"]["caught_up"], 30, "the replica to catch up once healed")
 
 
+def test_the_heartbeat_writer_rides_out_a_lost_source_and_says_so(net, tmp_path):
+    replicating(net, tmp_path)
+    said: list[str] = []
+    m = Migration(load(net.playbook))
+    with heartbeat.Writer(m.source_endpoint, 0.2, "test", on_change=said.append) as writer:
+        wait_for(lambda: writer.written >= 2, 10, "the first writes")
+        net.links["migrate-source"].set("reset")
+        try:
+            wait_for(lambda: writer.failed >= 1, 10, "a write to fail")
+        finally:
+            net.heal()
+        resumed = writer.written
+        wait_for(lambda: writer.written >= resumed + 3, 20, "writes again")
+    assert any(s.startswith("failing on source") for s in said) and said[-1].startswith("writing on source"), said
+
+
 @pytest.mark.parametrize("fault", ["stall", "drop", "reset"])
 def test_replication_through_a_broken_link_reconnects_and_status_says_what_is_happening(net, tmp_path, fault):
     """The target's link to the source breaks while the application writes: `status` says the replica is
