@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 SANDBOX ?= .sandbox
 PYTHON ?= python3
-DEBIAN_PACKAGES := mariadb-server mariadb-backup mydumper openssh-server haproxy sysbench openssl
+DEBIAN_PACKAGES := mariadb-server mariadb-backup mydumper openssh-server haproxy sysbench openssl percona-toolkit
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DEBIAN_FRONTEND := noninteractive
 

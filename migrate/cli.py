@@ -32,7 +32,7 @@ COMMANDS = {
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down|server|rds-applier)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
 }
-NOT_BUILT = {"verify"}
+NOT_BUILT: set[str] = set()
 
 
 class Output:
@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("cutover", "rollback", "rehearse"):
             p.add_argument("--dry-run", action="store_true", help="print the ordered steps; change nothing")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        if name == "verify":
+            p.add_argument("--tables", nargs="+", metavar="SCHEMA.TABLE",
+                           help="compare only these tables (a partial verify does not satisfy cutover.require_verify)")
         if name == "report":
             p.add_argument("--run", help="a run id (or its directory under runs/): that run's report, not the latest")
         if name in ("plan", "start"):
@@ -180,7 +183,8 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
         return _sandbox(args, out)
     if args.command == "demo":
         return _demo(args, out)
-    if args.command in ("plan", "start", "status", "cutover", "rollback", "report", "rehearse", "heartbeat"):
+    if args.command in ("plan", "start", "status", "verify", "cutover", "rollback", "report", "rehearse",
+                        "heartbeat"):
         from migrate.capabilities import inputs
         from migrate.capabilities.migration import Migration
 
@@ -307,6 +311,50 @@ def _heartbeat(m, args: argparse.Namespace, out: Output) -> int:
         writer.stop()
     say(f"stopped: {writer.written} written, {writer.failed} failed")
     return ExitCode.OK
+
+
+def _verify(m, args: argparse.Namespace, out: Output) -> int:
+    from migrate.workflows import verify
+
+    for name in args.tables or []:
+        if name.count(".") != 1 or not all(name.split(".")):
+            raise BadInput(f"--tables {name}: name a table as schema.table")
+    result = verify.run(m, tables=args.tables)
+    out.emit(result, lambda r: _render_verify(out, r))
+    return ExitCode.OK if result["clean"] else ExitCode.NO_GO
+
+
+def _render_verify(out: Output, r: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"verify: {r['replica']} against {r['primary']}", title_justify="left")
+    for col in ("table", "key", "rows", "chunks", "result"):
+        table.add_column(col)
+    for t in r["tables"]:
+        verdict = ("[bold red]DIFFERS[/]" if t["differing_rows"] else "[yellow]unconfirmed[/]" if t["unverified_rows"]
+                   else "[green]same[/]")
+        table.add_row(escape(t["table"]), escape(", ".join(t["key"]) or "(none: whole)"), f"{t['rows']:,}",
+                      str(t["chunks"]), verdict)
+    out.console.print(table)
+    for d in r["differences"]:
+        if d["kind"] in ("rows", "rows_differ"):
+            kinds: dict[str, int] = {}
+            for row in d["rows"]:
+                kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
+            shown = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+            out.console.print(f"DIFFERS {d['table']}: keys {d['first_key']} .. {d['last_key']}: "
+                              f"{d['differing_rows']} row(s) ({shown}); e.g. "
+                              + ", ".join(f"{row['key']} ({row['kind']})" for row in d["rows"][:5]), markup=False)
+        else:
+            out.console.print(f"DIFFERS {d['table']}: {d['kind']}: {d['detail']}", markup=False)
+    for u in r["unverified"]:
+        out.console.print(f"UNCONFIRMED {u['table']}: keys {u['first_key']} .. {u['last_key']}: {u['detail']}",
+                          markup=False)
+    for w in r["warnings"]:
+        out.console.print(f"[yellow]warning:[/] {escape(w)}")
+    t = r["totals"]
+    out.console.print(f"{r['summary']} ({t['rows_per_s'] or 0:,} rows/s); report: {r['report']}", markup=False)
 
 
 CONFIRM = {

@@ -193,6 +193,7 @@ class Cutover(Model):
     timeout_s: Seconds = 30
     repoint: Repoint
     reverse_replication: bool = True
+    require_verify: bool = False  # the gates ask for a clean `migrate verify` newer than the last start
 
 
 class Rehearsal(Target):

@@ -630,3 +630,55 @@ class Dialect:
     def rds_stop_replication(self) -> Statement:
         self._require_rds("mysql.rds_stop_replication")
         return Statement("CALL mysql.rds_stop_replication")
+
+    # -- checksums (migrate verify) ----------------------------------------------------------
+
+    def snapshot_position(self) -> Statement | None:
+        """The binary-log coordinates of the session's `START TRANSACTION WITH CONSISTENT SNAPSHOT`, exactly:
+        MariaDB keeps them in the session status binlog_snapshot_file / binlog_snapshot_position. MySQL has no
+        such status (performance_schema.log_status needs BACKUP_ADMIN, which RDS does not grant): None, and the
+        caller reads the binary log's position after opening the snapshot, which is at or past it."""
+        if self.is_mariadb:
+            return Statement("SHOW STATUS LIKE 'binlog\\_snapshot\\_%'")
+        return None
+
+    @staticmethod
+    def parse_snapshot_position(rows: list[dict[str, Any]]) -> BinlogPosition | None:
+        values = {str(r["Variable_name"]).lower(): r["Value"] for r in rows}
+        file, pos = values.get("binlog_snapshot_file"), values.get("binlog_snapshot_position")
+        if not file or pos in (None, ""):
+            return None  # binary logging off
+        return BinlogPosition(file=str(file), pos=int(pos))
+
+    def exact_float(self, expression: str) -> str:
+        """A FLOAT value as text that tells every stored value apart. MariaDB prints a FLOAT with 6 significant
+        digits (1.0000001 and 1.0000002 both print "1"); widened to DOUBLE, which both flavors print with the
+        digits that read back to the same value, it is exact. MySQL before 8.0.17 has no CAST AS DOUBLE: adding
+        0e0 widens it too (and turns -0 into 0)."""
+        if self.is_mariadb and self.version >= (10, 4, 0) or self._mysql_at_least(8, 0, 17):
+            return f"CAST({expression} AS DOUBLE)"
+        return f"({expression} + 0e0)"
+
+    def share_lock_clause(self) -> str:
+        """The end of a locking read that takes shared locks and never waits for one (so it can never be part
+        of a deadlock with the application's transactions): NOWAIT from MariaDB 10.3 and MySQL 8.0; before
+        them, the session's innodb_lock_wait_timeout (1 s) bounds the wait."""
+        if self._mariadb_at_least(10, 3):
+            return "LOCK IN SHARE MODE NOWAIT"
+        if self._mysql_at_least(8, 0, 1):
+            return "FOR SHARE NOWAIT"
+        return "LOCK IN SHARE MODE"
+
+    def statement_time_limit(self, seconds: float) -> Statement:
+        """Bound every later SELECT of the session: MariaDB's max_statement_time (seconds), MySQL's
+        max_execution_time (milliseconds, SELECTs only)."""
+        if seconds <= 0:
+            raise ValueError(f"a time limit must be positive, got {seconds!r}")
+        if self.is_mariadb:
+            return Statement(f"SET SESSION max_statement_time = {_number(seconds)}")
+        return Statement(f"SET SESSION max_execution_time = {math.ceil(seconds * 1000)}")
+
+    # Errors a checksum query may meet that call for trying again, not for failing: a lock it would not wait for
+    # (MariaDB 1205 for NOWAIT, MySQL 3572), a deadlock (1213), a statement over its time limit (1969, 3024).
+    LOCK_BUSY_ERRORS = frozenset({1205, 1213, 3572})
+    STATEMENT_TIMEOUT_ERRORS = frozenset({1969, 3024})

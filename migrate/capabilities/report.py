@@ -25,7 +25,8 @@ PNG_NAME = "timeline.png"
 def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: dict[str, Any] | None,
                  facts: dict[str, Any], resumed_block: dict[str, Any] | None = None,
                  latest: bool = True, probe_times: tuple[list[float], list[float]] = ([], []),
-                 prediction: dict[str, Any] | None = None, blocked: bool = True) -> tuple[Path, Path]:
+                 prediction: dict[str, Any] | None = None, blocked: bool = True,
+                 verify: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write the run's own report.json and report.md (0600, atomically) under `run_dir/runs/`, and, when
     `latest`, the same as `run_dir`'s report (what `migrate report` shows); return the paths written last.
 
@@ -35,7 +36,8 @@ def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: di
     timeline PNG drawn beside each report (timeline.py); `prediction`: a rehearsal's prediction of the cutover's
     write downtime (prediction.py), or, in a cutover's report, the latest rehearsal's beside the measurement;
     `blocked`: whether the run blocked writes at all (a switch refused at its gates never did: the probe's gaps are
-    then its ordinary jitter, and the report says so instead of calling them downtime)."""
+    then its ordinary jitter, and the report says so instead of calling them downtime); `verify`: a verify's
+    result (workflows/verify.py), shown as its own section."""
     run_dir = ensure_private_dir(Path(run_dir))
     own = ensure_private_dir(ensure_private_dir(run_dir / "runs") / f"{workflow}-{run.get('run_id')}")
     paths = [(own / JSON_NAME, own / MD_NAME)] + ([(run_dir / JSON_NAME, run_dir / MD_NAME)] if latest else [])
@@ -44,6 +46,8 @@ def write_report(run_dir: Path, *, workflow: str, run: dict[str, Any], probe: di
         report["write_downtime"]["writes_blocked"] = blocked
         if prediction is not None:
             report["prediction"] = prediction
+        if verify is not None:
+            report["verify"] = verify
         if timeline.draw(json_path.parent / PNG_NAME, report, *probe_times):
             report["files"]["timeline"] = str(json_path.parent / PNG_NAME)
         else:  # an earlier run's picture must not pass for this one's
@@ -209,8 +213,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     for step in report["steps"]:
         lines.append(f"| {_cell(step.get('name'))} | {_cell(step.get('status'))} | "
                      f"{_cell(_num(step.get('duration_s'), 2))} | {_cell(step.get('message'))} |")
-    downtime = _downtime_md(report["write_downtime"], report.get("probe")) if report["workflow"] != "start" else []
+    downtime = (_downtime_md(report["write_downtime"], report.get("probe"))
+                if report["workflow"] not in ("start", "verify") else [])
     lines += ["", *downtime]
+    if report.get("verify"):
+        lines += ["", *_verify_md(report["verify"])]
     if report.get("prediction"):
         lines += ["", *_prediction_md(report["prediction"])]
     lines += ["", "## Facts", ""]
@@ -275,6 +282,30 @@ def _downtime_md(wd: dict[str, Any], probe: dict[str, Any] | None) -> list[str]:
     lines += ["| count | during | code | message |", "|---:|---|---|---|"]
     lines += [f"| {e['count']} | {_cell(e.get('during'))} | {_cell(e.get('code'))} | {_cell(e.get('message'))} |"
               for e in errors]
+    return lines
+
+
+def _verify_md(v: dict[str, Any]) -> list[str]:
+    t = v["totals"]
+    lines = ["## Verify", "",
+             f"{v['replica']} compared with {v['primary']}: {t['tables']} table(s), {_num(t['rows'])} rows in "
+             f"{_num(t['chunks'])} chunk(s), {_num(t['rows_per_s'])} rows/s; {t['rechecked_chunks']} chunk(s) "
+             f"re-checked. **{'No difference.' if v['clean'] else 'NOT CLEAN.'}**", "",
+             "| table | key | rows | chunks | differing rows | unconfirmed rows |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {_cell(x['table'])} | {_cell(', '.join(x['key']) or '(none: compared whole)')} | {_num(x['rows'])} | "
+              f"{_num(x['chunks'])} | {_num(x['differing_rows'])} | {_num(x['unverified_rows'])} |" for x in v["tables"]]
+    if v["differences"]:
+        lines += ["", "### Differences", "", "| table | kind | first key | last key | rows | detail |",
+                  "|---|---|---|---|---:|---|"]
+        lines += [f"| {_cell(d['table'])} | {_cell(d['kind'])} | {_cell(_fact(d['first_key']))} | "
+                  f"{_cell(_fact(d['last_key']))} | {_num(d['differing_rows'])} | {_cell(d.get('detail'))} |"
+                  for d in v["differences"]]
+    if v["unverified"]:
+        lines += ["", "### Not confirmed either way", ""]
+        lines += [f"- {u['table']}: {u['rows']} row(s) between {_fact(u['first_key'])} and {_fact(u['last_key'])}: "
+                  f"{u['detail']}" for u in v["unverified"]]
+    if v["warnings"]:
+        lines += ["", "### Warnings", "", *[f"- {w}" for w in v["warnings"]]]
     return lines
 
 

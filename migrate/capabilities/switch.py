@@ -147,6 +147,7 @@ class Switch:
     probe_gate: Callable[[float], str | None] | None = None  # None: acknowledging throughout; else why not
     before_hook: Callable[[], None] | None = None
     heartbeat_s: float | None = None  # the gates write the heartbeat on `old` at this interval (None: they do not)
+    verify_gate: Callable[[], None] | None = None  # refuses unless a clean verify allows the switch
 
     @property
     def drill(self) -> bool:

@@ -84,6 +84,16 @@ class RunContext:
             self._checkpointed = True
             self._runner.hold(self._runner.current, "middle")
 
+    def record(self, event: str, **fields: Any) -> None:
+        """Journal one event of the step's own work (a chunk verified), tagged with the attempt: a resumed run
+        reads them back (`recorded`) to go on after the last one instead of doing it again."""
+        self._runner._journal(event, durable=False, step=self._runner.current, attempt=self.attempt, **fields)
+
+    def recorded(self, event: str) -> list[dict[str, Any]]:
+        """The `record`ed events of this workflow's current attempt, oldest first."""
+        return [e for e in self._runner.store.read_journal() if e.get("event") == event
+                and e.get("workflow") == self._runner.workflow and e.get("attempt") == self.attempt]
+
     def on_cancel(self, hook: Callable[[], None]) -> None:
         self._cancel_hooks.append(hook)
 

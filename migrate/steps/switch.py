@@ -177,6 +177,8 @@ class Gates(SwitchStep):
 
     def _static_checks(self, old: Session, new: Session) -> None:
         sw = self.sw
+        if sw.verify_gate:
+            sw.verify_gate()
         held = accounts.named(old, sw.app_users, what="application account(s) named in cutover.app_users",
                               where=sw.old.name, fix="fix cutover.app_users in the playbook")
         absent = [str(a) for a in held if not accounts.exists(new, a)]

@@ -26,6 +26,7 @@ from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
 from migrate.runner import Runner, RunResult
 from migrate.runner.store import command_line, wall_of
 from migrate.steps import switch as switch_steps
+from migrate.workflows import verify
 
 OPPOSITE = {"cutover": "rollback", "rollback": "cutover"}
 DONE_PHASE = {"cutover": "cut_over", "rollback": "rolled_back"}
@@ -77,7 +78,8 @@ def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe |
         events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),
         probe_gate=probe.gate if probe else None,
         before_hook=(lambda: hooks.run(m, "before_cutover", fatal=True)) if before else None,
-        heartbeat_s=m.pb.heartbeat.interval_s)
+        heartbeat_s=m.pb.heartbeat.interval_s,
+        verify_gate=(lambda: verify.require_clean(m)) if forward and c.require_verify else None)
 
 
 def steps(m: Migration, sw: Switch) -> list:

@@ -136,9 +136,16 @@ def test_cli_exits_2_for_a_missing_playbook(tmp_path):
     assert result.returncode == 2 and "no such playbook" in result.stdout
 
 
-def test_commands_not_built_yet_say_so_and_exit_2():
-    result = run_migrate("verify", "-p", str(ROOT / "playbooks" / "rds-to-ec2.yml"))
-    assert result.returncode == 2 and "not built yet" in result.stdout
+def test_verify_before_start_says_there_is_nothing_to_verify_yet_and_touches_no_server(tmp_path):
+    playbook = tmp_path / "pb.yml"
+    playbook.write_text(VALID + f"state_dir: {tmp_path / 'state'}\n")
+    result = run_migrate("verify", "-p", str(playbook))
+    assert result.returncode == 1 and "nothing to verify yet" in result.stdout and "migrate start -p" in result.stdout
+
+
+def test_require_verify_is_off_unless_the_playbook_turns_it_on():
+    assert parse(VALID).cutover.require_verify is False
+    assert parse(VALID.replace("  app_users", "  require_verify: true\n  app_users")).cutover.require_verify is True
 
 
 def test_help_lists_every_command_of_the_design():
