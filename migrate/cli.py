@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sandbox_options(p: argparse.ArgumentParser) -> None:
-    from migrate.sandbox.sandbox import REPOINTS, SOURCES, WRITE_BLOCKS
+    from migrate.sandbox.options import REPOINTS, SOURCES, WRITE_BLOCKS
 
     p.add_argument("--write-block", choices=WRITE_BLOCKS, default=None,
                    help="how the playbook blocks writes at the cutover (default revoke_and_kill)")
@@ -132,7 +132,7 @@ def _sandbox_options(p: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace):
     """The sandbox options the flags give; None when none is given (an existing sandbox keeps its own)."""
-    from migrate.sandbox.sandbox import Options
+    from migrate.sandbox.options import Options
 
     given = {k: v for k, v in (("write_block", args.write_block), ("repoint", args.repoint),
                                ("source", args.source)) if v is not None}
