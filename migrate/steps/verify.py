@@ -120,28 +120,28 @@ class CompareChunks(VerifyStep):
             last[r["table"]] = r
         done_rows = sum(r["rows"] for r in records)
         total = max(done_rows, sum(t.est_rows for t in tables))
-        p, r = self.session(self.job.primary), self.session(self.job.replica)
-        ctx.on_cancel(p.close)
-        ctx.on_cancel(r.close)
+        p, r, ahead = self.session(self.job.primary), self.session(self.job.replica), self.session(self.job.primary)
+        for s in (p, r, ahead):
+            ctx.on_cancel(s.close)
         throttle = Throttle(p, r, max_lag_s=self.job.max_lag_s, cancelled=ctx.cancelled,
                             say=lambda text: ctx.progress(text, every_s=5))
-        comparer = Comparer(p, r, throttle)
+        comparer = Comparer(p, r, throttle, ahead=ahead)
         chunks = differing = 0
         learned = 1000  # a table starts at the size the one before it learned (at most CARRIED_ROWS)
         checkpoint_at = 0.0
         try:
-            Comparer.prepare(p)
-            Comparer.prepare(r)
+            for s in (p, r, ahead):
+                Comparer.prepare(s)
             for table in tables:
                 previous = last.get(table.full_name)
                 if previous is not None and previous["through"] is None:
                     continue  # compared to its end earlier in this attempt
                 after = decode_key(previous["through"]) if previous else None
                 sizer = Sizer(start=previous.get("next_rows", 1000) if previous else min(learned, CARRIED_ROWS))
-                while True:
-                    t0 = time.monotonic()
-                    result = comparer.chunk(table, after, sizer)
+                t0 = time.monotonic()
+                for result in comparer.chunks(table, after, sizer):
                     self._record(ctx, result, time.monotonic() - t0, sizer.rows)
+                    t0 = time.monotonic()
                     chunks += 1
                     differing += not result.equal
                     done_rows += result.rows
@@ -151,14 +151,11 @@ class CompareChunks(VerifyStep):
                         checkpoint_at = time.monotonic()
                         ctx.checkpoint(f"{table.full_name}: compared through {shown_key(result.through)}; "
                                        f"{done_rows:,} rows so far")
-                    if result.through is None:
-                        break
-                    after = result.through
                 learned = max(learned, sizer.rows)
         finally:
             comparer.close()
-            p.close()
-            r.close()
+            for s in (p, r, ahead):
+                s.close()
         said = f"{chunks} chunk(s) compared in this run"
         if records:
             said += f", after {len(records)} chunk(s) journaled by an earlier run of this attempt"

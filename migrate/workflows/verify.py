@@ -29,6 +29,9 @@ WORKFLOW = "verify"
 FORWARD_PHASES = ("replicating", "rolled_back")  # the target follows the source
 # A resumed verify must not mix chunks compared before one of these began with chunks compared after it.
 DATA_CHANGING = ("start", "cutover", "rollback")
+# Verify pauses while the replica is further behind than this (or cutover.max_lag_s, if larger): far enough that
+# an ordinary write burst does not stop it, near enough that its reads never leave the replica minutes behind.
+PAUSE_LAG_S = 5.0
 
 
 def roles(now: phase.Phase, playbook: str) -> tuple[str, str]:
@@ -78,7 +81,7 @@ def run(m: Migration, *, tables: list[str] | None = None) -> dict[str, Any]:
     """Verify, resuming an attempt that died; the result's keys are `capabilities/verify/result.py`'s."""
     primary, replica = roles(phase.read(m.store.load_state()), m.path)
     job = Job(primary, replica, tuple(sorted(set(tables))) if tables else None,
-              max_lag_s=max(1.0, float(m.pb.cutover.max_lag_s)))
+              max_lag_s=max(PAUSE_LAG_S, float(m.pb.cutover.max_lag_s)))
     summary: dict[str, Any] = {}
 
     def finished(ctx) -> None:

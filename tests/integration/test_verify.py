@@ -33,7 +33,11 @@ def sb(started_module_sandbox):
 
 
 def verify(sb, *args: str, expect: int | None = 0, playbook=None) -> dict:
-    result = migrate("verify", "-p", str(playbook or sb.playbook_path), "--json", *args, expect=expect)
+    try:
+        result = migrate("verify", "-p", str(playbook or sb.playbook_path), "--json", *args, expect=expect, timeout=240)
+    except subprocess.TimeoutExpired as exc:  # say what it was doing (throttled, waiting...), not only that it hung
+        said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise AssertionError(f"migrate verify did not finish in 240 s; its log ends:\n{said[-4000:]}") from None
     return json.loads(result.stdout)
 
 
@@ -68,13 +72,13 @@ def chunk_events(sb) -> list[dict]:
 
 
 @contextmanager
-def hot_rows(sb, ids: range):
-    """The application rewriting a few customers as fast as it can (a busy row in every pass)."""
+def hot_rows(sb, ids: range, rate: float = 200):
+    """The application rewriting a few customers `rate` times a second (a busy row in every pass)."""
     stop, counts = threading.Event(), [0]
 
     def loop() -> None:
         with open_session(app_endpoint(sb)) as app:
-            while not stop.is_set():
+            while not stop.wait(1 / rate):
                 app.run("UPDATE shop.customers SET name = CONCAT('Customer ', id, ' v', %s) WHERE id BETWEEN %s AND %s",
                         (counts[0], ids.start, ids.stop - 1))
                 counts[0] += 1

@@ -65,6 +65,7 @@ locks the whole table for that moment).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +117,6 @@ class ChunkResult:
 
 @dataclass
 class _Pair:
-    through: Key | None
     primary: list[dict[str, Any]]
     replica: list[dict[str, Any]]
     primary_s: float
@@ -125,14 +125,19 @@ class _Pair:
 
 
 class Comparer:
-    """Compares chunks of `primary` and `replica` (sessions of their own, set up for it by `prepare`)."""
+    """Compares chunks of `primary` and `replica` (sessions of their own, set up for it by `prepare`). `ahead`, a
+    second session on the primary, finds where the next chunk ends while this one is compared: the key range is
+    all both sides need to agree on, so it may come from outside the chunk's snapshot."""
 
-    def __init__(self, primary: Session, replica: Session, throttle: Throttle, *, rechecks: int = RECHECKS):
+    def __init__(self, primary: Session, replica: Session, throttle: Throttle, *, ahead: Session | None = None,
+                 rechecks: int = RECHECKS):
         self.primary, self.replica, self.throttle = primary, replica, throttle
+        self.ahead = ahead or primary
         self.rechecks = rechecks
         self.d: Dialect = primary.dialect
         self.rd: Dialect = replica.dialect
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="verify-replica")  # the replica's side, beside
+        self._bounds = ThreadPoolExecutor(1, thread_name_prefix="verify-bounds")  # the next chunk's end, ahead
 
     @staticmethod
     def prepare(s: Session) -> None:
@@ -141,23 +146,48 @@ class Comparer:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._bounds.shutdown(wait=False, cancel_futures=True)
 
-    # -- one chunk -------------------------------------------------------------------------------------------
+    # -- a table, chunk by chunk -----------------------------------------------------------------------------
 
-    def chunk(self, table: Table, after: Key | None, sizer: Sizer) -> ChunkResult:
-        """The chunk after `after` (of about `sizer.rows` rows), compared; the chunk size learns from it."""
+    def chunks(self, table: Table, after: Key | None, sizer: Sizer) -> Iterator[ChunkResult]:
+        """Every chunk of `table` after `after`, compared, in key order; the last one is open above. The chunk
+        size learns from each; the end of the next chunk is looked up while the current one is compared."""
+        if not table.key:
+            yield self._compare(table, None, None, sizer)
+            return
+        ahead = self._bounds.submit if self.ahead is not self.primary else _now
+        pending = ahead(self._boundary, table, after, sizer.rows)
         while True:
+            through = pending.result()
+            if through is not None:
+                pending = ahead(self._boundary, table, through, sizer.rows)
             try:
-                pair = self._pair(table, after, rows=sizer.rows if table.key else None,
-                                  query=checksum.chunk_checksum if table.key else _whole)
-                break
+                result = self._compare(table, after, through, sizer)
             except DatabaseError as exc:
                 if exc.code not in Dialect.STATEMENT_TIMEOUT_ERRORS or sizer.rows <= sizer.least:
                     raise
                 log.get().warning("a chunk query ran into its time limit; smaller chunks", table=table.full_name,
                                   rows=sizer.too_slow())
+                if through is not None:
+                    pending.result()  # the session is free again
+                pending = _now(self._boundary, table, after, sizer.rows)
+                continue
+            yield result
+            if through is None:
+                return
+            after = through
+
+    def _boundary(self, table: Table, after: Key | None, rows: int) -> Key | None:
+        row = self.ahead.one(next_boundary(table, after, rows))
+        return key_of(row, table) if row else None
+
+    # -- one chunk -------------------------------------------------------------------------------------------
+
+    def _compare(self, table: Table, after: Key | None, through: Key | None, sizer: Sizer) -> ChunkResult:
+        pair = self._pair(table, after, through, query=checksum.chunk_checksum if table.key else _whole)
         p, r = pair.primary[0], pair.replica[0]
-        result = ChunkResult(table.full_name, after, pair.through, int(p["n"]), max(pair.primary_s, pair.replica_s),
+        result = ChunkResult(table.full_name, after, through, int(p["n"]), max(pair.primary_s, pair.replica_s),
                              waited_s=pair.waited_s)
         if table.key:
             sizer.measured(result.rows, result.seconds)
@@ -171,14 +201,14 @@ class Comparer:
         query = checksum.chunk_checksum if table.key else _whole
         for n in range(1, self.rechecks + 1):
             time.sleep(RECHECK_PAUSE_S * n)
-            pair = self._pair(table, result.after, through=rng.through, query=query)
+            pair = self._pair(table, result.after, rng.through, query=query)
             result.reads += 1
             if _same(pair.primary[0], pair.replica[0]):
                 result.how = f"equal on re-check {n} (rows written while the first pass read them)"
                 return result
         if not table.key:
             return self._confirm_whole(table, result)
-        pair = self._pair(table, result.after, through=rng.through, query=checksum.row_hashes)
+        pair = self._pair(table, result.after, rng.through, query=checksum.row_hashes)
         result.reads += 1
         ours = {key_of(row, table): row["crc"] for row in pair.primary}
         theirs = {key_of(row, table): row["crc"] for row in pair.replica}
@@ -192,18 +222,14 @@ class Comparer:
 
     # -- the passes ------------------------------------------------------------------------------------------
 
-    def _pair(self, table: Table, after: Key | None, *, query, rows: int | None = None,
-              through: Key | None = None) -> _Pair:
-        """One pass: the primary's side in a consistent snapshot, the replica's once it has applied the snapshot's
-        position, both at once. The chunk ends `rows` rows after `after`, or at `through` when rows is None."""
+    def _pair(self, table: Table, after: Key | None, through: Key | None, *, query) -> _Pair:
+        """One pass over the chunk (`after`, `through`]: the primary's side in a consistent snapshot, the replica's
+        once it has applied the snapshot's position, both at once."""
         p = self.primary
+        rng = Range(after, through) if table.key else Range()
         p.run("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         try:
             position = self._snapshot_position()
-            if rows is not None:
-                row = p.one(next_boundary(table, after, rows))
-                through = key_of(row, table) if row else None
-            rng = Range(after, through) if table.key else Range()
             replica_side = self._pool.submit(self._replica_side, query(self.rd, table, rng), position)
             t0 = time.monotonic()
             primary_rows = p.run(query(self.d, table, rng))
@@ -212,7 +238,7 @@ class Comparer:
             p.run("COMMIT")
         replica_rows, replica_s, waited = replica_side.result()
         self.throttle.after_chunk(waited)
-        return _Pair(through, primary_rows, replica_rows, primary_s, replica_s, waited)
+        return _Pair(primary_rows, replica_rows, primary_s, replica_s, waited)
 
     def _snapshot_position(self) -> BinlogPosition:
         stmt = self.d.snapshot_position()
@@ -312,6 +338,20 @@ class Comparer:
         if outcome == "not_replicating":
             self.throttle.applied(position)  # raises with the replica's error
         return None
+
+
+class _Done:
+    """A value already there, shaped like a future's."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+
+def _now(fn, *args: Any) -> _Done:
+    return _Done(fn(*args))
 
 
 def _whole(dialect: Dialect, table: Table, rng: Range) -> Statement:
