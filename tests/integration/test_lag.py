@@ -90,6 +90,7 @@ def test_a_stopped_sql_thread_reads_null_on_the_server_while_the_heartbeat_tells
             time.sleep(3)
             beat, before, after, server = lag_now(sb)
             said = json.loads(run_migrate("status", "-p", str(playbook), "--json").stdout)
+            shown = run_migrate("status", "-p", str(playbook)).stdout  # the terminal's view, side by side
         finally:
             with sb.target.root() as t:
                 t.run("START SLAVE SQL_THREAD")
@@ -100,6 +101,10 @@ def test_a_stopped_sql_thread_reads_null_on_the_server_while_the_heartbeat_tells
     assert lag["bytes_behind"] > 0 and lag["transactions_behind"] > 0 and lag["caught_up"] is False
     assert lag["apply_bytes_per_s"] == 0 and lag["eta_s"] is None and lag["eta_says"].startswith("not catching up")
     assert "SQL thread was stopped without an error" in said["replication"]["hint"]
+    flat = " ".join(shown.split())  # the table wraps at the terminal's width
+    for row in ("Seconds_Behind_Master", "heartbeat", "position", "apply rate", "catch-up ETA", "binlog retention"):
+        assert row in flat, shown
+    assert "NULL" in flat and "not catching up" in flat, shown
     assert abs(lag["heartbeat"]["clock_skew_s"]) < 0.05  # one machine's clock, read twice
     caught_up(sb)
 
