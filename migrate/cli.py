@@ -27,6 +27,7 @@ COMMANDS = {
     "rehearse": "fire drill: the whole cutover on a rehearsal target, timed, production untouched",
     "cutover": "the timed cutover, in the maintenance window",
     "rollback": "fail back (before the point of no return: undo; after: reverse)",
+    "heartbeat": "long-running: writes the heartbeat row that true lag is read from",
     "report": "the latest run's report (or --run ID's), and the list of runs",
     "sandbox": "real local servers standing in for RDS, EC2 and the app tier (up|status|down|server|rds-applier)",
     "demo": "sandbox + plan + start + cutover under a live probe + report",
@@ -73,11 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"migrate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for name in ("plan", "start", "status", "verify", "rehearse", "cutover", "rollback", "report"):
+    for name in ("plan", "start", "status", "verify", "rehearse", "cutover", "rollback", "heartbeat", "report"):
         p = sub.add_parser(name, parents=[common], help=COMMANDS[name], description=COMMANDS[name])
         p.add_argument("-p", "--playbook", required=True, help="the migration's playbook (YAML)")
         if name == "status":
-            p.add_argument("--watch", action="store_true", help="refresh until interrupted")
+            p.add_argument("--watch", action="store_true",
+                           help="refresh every second until interrupted, writing the heartbeat meanwhile")
         if name in ("cutover", "rollback", "rehearse"):
             p.add_argument("--dry-run", action="store_true", help="print the ordered steps; change nothing")
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sandbox_options(p: argparse.ArgumentParser) -> None:
-    from migrate.sandbox.sandbox import REPOINTS, SOURCES, WRITE_BLOCKS
+    from migrate.sandbox.options import REPOINTS, SOURCES, WRITE_BLOCKS
 
     p.add_argument("--write-block", choices=WRITE_BLOCKS, default=None,
                    help="how the playbook blocks writes at the cutover (default revoke_and_kill)")
@@ -130,7 +132,7 @@ def _sandbox_options(p: argparse.ArgumentParser) -> None:
 
 def _options(args: argparse.Namespace):
     """The sandbox options the flags give; None when none is given (an existing sandbox keeps its own)."""
-    from migrate.sandbox.sandbox import Options
+    from migrate.sandbox.options import Options
 
     given = {k: v for k, v in (("write_block", args.write_block), ("repoint", args.repoint),
                                ("source", args.source)) if v is not None}
@@ -181,7 +183,8 @@ def dispatch(args: argparse.Namespace, out: Output) -> int:
         return _sandbox(args, out)
     if args.command == "demo":
         return _demo(args, out)
-    if args.command in ("plan", "start", "status", "verify", "cutover", "rollback", "report", "rehearse"):
+    if args.command in ("plan", "start", "status", "verify", "cutover", "rollback", "report", "rehearse",
+                        "heartbeat"):
         from migrate.capabilities import inputs
         from migrate.capabilities.migration import Migration
 
@@ -250,12 +253,64 @@ def _start(m, args: argparse.Namespace, out: Output) -> int:
 def _status(m, args: argparse.Namespace, out: Output) -> int:
     from migrate.workflows import status
 
-    while True:
+    if not args.watch:
         report = status.read(m)
-        out.emit(report, lambda r: _render_status(out, r))
-        if not args.watch:
-            return ExitCode.OK if "error" not in report else ExitCode.NEEDS_HUMAN
-        time.sleep(2)
+        out.emit(report, lambda r: out.console.print(_status_view(r)))
+        return ExitCode.OK if "error" not in report else ExitCode.NEEDS_HUMAN
+    from rich.live import Live
+
+    from migrate.workflows import heartbeat
+
+    report, sample = status.snapshot(m, None)
+    with heartbeat.writer(m, "migrate status --watch"), \
+            (Live(_status_view(report), console=out.console, auto_refresh=False) if not out.as_json else
+             _Lines(out)) as view:
+        try:
+            while True:
+                view.update(_status_view(report) if not out.as_json else report, refresh=True)
+                time.sleep(WATCH_EVERY_S)
+                report, sample = status.snapshot(m, sample)
+        except KeyboardInterrupt:
+            return ExitCode.OK
+
+
+WATCH_EVERY_S = 1.0
+
+
+class _Lines:
+    """`status --watch --json`: one JSON document per line, per refresh."""
+
+    def __init__(self, out: Output):
+        self.out = out
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, report: dict, refresh: bool = True) -> None:
+        print(json.dumps(report, default=str), flush=True)
+
+
+def _heartbeat(m, args: argparse.Namespace, out: Output) -> int:
+    """In the foreground until SIGTERM or Ctrl-C; one line each time what it does changes."""
+    from migrate.workflows import heartbeat
+
+    def say(state: str) -> None:
+        line = {"heartbeat": state, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        print(json.dumps(line) if out.as_json else f"{line['at']} heartbeat: {state}", flush=True)
+
+    writer = heartbeat.writer(m, "migrate heartbeat", say).start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        writer.stop()
+    say(f"stopped: {writer.written} written, {writer.failed} failed")
+    return ExitCode.OK
 
 
 def _verify(m, args: argparse.Namespace, out: Output) -> int:
@@ -400,43 +455,77 @@ def _render_plan(out: Output, workflow: str, steps: list[dict[str, Any]]) -> Non
         out.console.print(f"{i}. {step['step']} (timeout {step['timeout_s']:g} s): {escape(step['does'])}{mark}")
 
 
-def _render_status(out: Output, r: dict[str, Any]) -> None:
+def _status_view(r: dict[str, Any]):
+    """`migrate status` for a terminal: the phase, the runs, then every lag figure side by side."""
+    from rich.console import Group
     from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    lines: list[Any] = []
+
+    def say(text: str, markup: bool = False) -> None:
+        lines.append(Text.from_markup(text) if markup else Text(text))
 
     colour = "bold red" if r["writes_blocked"] else "bold"
-    out.console.print(f"[{colour}]{escape(r['phase'])}[/]: {escape(r['says'])}")
-    out.console.print(f"next: {r['next']}", markup=False)
+    say(f"[{colour}]{escape(r['phase'])}[/]: {escape(r['says'])}", markup=True)
+    say(f"next: {r['next']}")
     if r.get("lock_holder"):
         h = r["lock_holder"]
-        out.console.print(f"running now: pid {h.get('pid')} on {h.get('host')}, `{h.get('command')}` since "
-                          f"{h.get('since')}", markup=False)
+        say(f"running now: pid {h.get('pid')} on {h.get('host')}, `{h.get('command')}` since {h.get('since')}")
     for name, run in r["runs"].items():
-        out.console.print(f"{name}: {run['status']} (started {run['started_at']})", markup=False)
+        say(f"{name}: {run['status']} (started {run['started_at']})")
     if r.get("application_endpoint"):
-        out.console.print(f"application endpoint: {r['application_endpoint']}", markup=False)
+        say(f"application endpoint: {r['application_endpoint']}")
     for warning in r.get("warnings", []):
-        out.console.print(f"[yellow]warning:[/] {escape(warning)}")
+        say(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     if "error" in r:
-        out.console.print("cannot read the servers: " + r["error"], markup=False)
-        return
+        say("cannot read the servers: " + r["error"])
+        return Group(*lines)
     rep, lag = r["replication"], r.get("lag")
     if not rep["configured"]:
-        out.console.print(f"replication: {rep['replica']} does not replicate")
-        return
+        say(f"replication: {rep['replica']} does not replicate")
+        return Group(*lines)
     state = "[green]healthy[/]" if rep["healthy"] else "[red]NOT healthy[/]"
-    out.console.print(f"replication: {rep['replica']} from {rep['from']}: {state}  IO {rep['io']}, SQL {rep['sql']}, "
-                      f"source {rep['source']}")
-    if rep["last_error"]:
-        out.console.print(f"  last error: {rep['last_error']}", markup=False)
+    say(f"replication: {rep['replica']} from {rep['from']}: {state}  IO thread {rep['io']}, SQL thread {rep['sql']}, "
+        f"source {escape(str(rep['source']))}", markup=True)
+    for which in ("io", "sql"):
+        if rep.get(f"{which}_error"):
+            say(f"  last {which.upper()} error: {rep[f'{which}_error']}")
+    if rep.get("hint"):
+        say(f"  hint: {rep['hint']}")
     if lag:
-        behind = [f"server says {lag['seconds_behind']} s" if lag["seconds_behind"] is not None else "server says ?"]
-        if lag["transactions_behind"] is not None:
-            behind.append(f"{lag['transactions_behind']} transaction(s)")
-        if lag["bytes_behind"] is not None:
-            behind.append(f"{lag['bytes_behind']:,} bytes of binlog")
-        elif lag["files_behind"]:
-            behind.append(f"{lag['files_behind']} binlog file(s)")
-        out.console.print(f"lag: {', '.join(behind)}; caught up: {'yes' if lag['caught_up'] else 'no'}")
+        lines.append(_lag_table(lag, rep, Table))
+    return Group(*lines)
+
+
+def _lag_table(lag: dict[str, Any], rep: dict[str, Any], table_type):
+    def num(value: Any, unit: str = "", digits: int = 0) -> str:
+        return "?" if value is None else f"{value:,.{digits}f}{unit}"
+
+    beat = lag["heartbeat"]
+    table = table_type(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for col in ("lag", "reads", "what it means"):
+        table.add_column(col)
+    server = lag["seconds_behind"]
+    table.add_row("server (Seconds_Behind_Master)", "NULL" if server is None else f"{server} s",
+                  "the server's own figure: 0 while the IO thread is behind, NULL once the SQL thread stopped")
+    table.add_row("heartbeat", f"{num(lag['heartbeat_s'], ' s', 2)} +-{num(lag['heartbeat_error_s'], ' s', 2)}"
+                  if beat["fresh"] else "?",
+                  f"{beat['said']}; clock skew {beat['clock_skew_s'] * 1000:+.1f} ms "
+                  f"(+-{beat['clock_skew_error_s'] * 1000:.1f})")
+    trx = lag["transactions_behind"]
+    table.add_row("position", f"{num(lag['bytes_behind'], ' B')}" + ("" if trx is None else f", {trx:,} trx"),
+                  "binlog the replica has not applied yet")
+    table.add_row("apply rate", f"{num(lag['apply_bytes_per_s'], ' B/s')}"
+                  + ("" if lag["apply_transactions_per_s"] is None else f", {lag['apply_transactions_per_s']:,} trx/s"),
+                  f"the primary writes {num(lag['source_bytes_per_s'], ' B/s')} (over {lag['rate_window_s']:g} s)")
+    table.add_row("catch-up ETA", num(lag["eta_s"], " s", 1), lag["eta_says"])
+    table.add_row("relay log", num(rep.get("relay_log_space_bytes"), " B"), "held on the replica")
+    retention = lag["retention"]
+    table.add_row("binlog retention", "?" if retention["left_s"] is None else f"{retention['left_s'] / 3600:.1f} h left",
+                  retention["says"])
+    return table
 
 
 def _sandbox(args: argparse.Namespace, out: Output) -> int:

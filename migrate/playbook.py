@@ -226,6 +226,12 @@ class Hooks(Model):
     on_failure: str | None = None
 
 
+class Heartbeat(Model):
+    """The heartbeat lag is read from (`migrate heartbeat`, and the writers of status --watch and the switches)."""
+
+    interval_s: Annotated[float, Field(ge=0.05, le=60)] = 0.5
+
+
 class Estimates(Model):
     """Throughput figures `migrate plan` estimates with; unset ones use the defaults measured by bench/."""
 
@@ -247,6 +253,7 @@ class Playbook(Model):
     probe: Probe = Probe()
     rehearsal: Rehearsal | None = None
     hooks: Hooks = Hooks()
+    heartbeat: Heartbeat = Heartbeat()
     estimates: Estimates = Estimates()
 
     _expand_state = field_validator("state_dir")(_expand)

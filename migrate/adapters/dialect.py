@@ -67,6 +67,7 @@ class ReplicaStatus:
     retrieved_gtid_set: str | None = None
     executed_gtid_set: str | None = None  # MySQL Executed_Gtid_Set; MariaDB Gtid_Slave_Pos
     using_gtid: bool = False
+    relay_log_space: int | None = None  # bytes of relay log the replica holds
 
     @property
     def io_running(self) -> bool:
@@ -364,6 +365,7 @@ class Dialect:
             retrieved_gtid_set=retrieved,
             executed_gtid_set=executed,
             using_gtid=using_gtid,
+            relay_log_space=_int(row.get("Relay_Log_Space")),
         )
 
     # -- the source's binary log -------------------------------------------------------------

@@ -206,6 +206,12 @@ def hint_for(status: ReplicaStatus) -> str:
         return "an account named as DEFINER is missing on the target: rerun `migrate start` to carry accounts over"
     if sql:
         return "the target could not apply an event from the source; read the error above and the target's error log"
+    if status.configured and not status.sql_running:
+        return ("the SQL thread was stopped without an error (STOP SLAVE or STOP REPLICA by hand?): START SLAVE "
+                "SQL_THREAD on the target resumes it")
+    if status.configured and status.io_state == "stopped" and not io:
+        return ("the IO thread was stopped without an error (STOP SLAVE by hand?): START SLAVE IO_THREAD on the target "
+                "resumes it")
     return "read the target's error log"
 
 

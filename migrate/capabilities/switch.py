@@ -146,6 +146,7 @@ class Switch:
     events: list[str] = field(default_factory=list)  # schema.event enabled on the primary, kept off on replicas
     probe_gate: Callable[[float], str | None] | None = None  # None: acknowledging throughout; else why not
     before_hook: Callable[[], None] | None = None
+    heartbeat_s: float | None = None  # the gates write the heartbeat on `old` at this interval (None: they do not)
     verify_gate: Callable[[], None] | None = None  # refuses unless a clean verify allows the switch
 
     @property

@@ -11,7 +11,8 @@ from migrate.errors import MigrateError
 
 
 def checks(f: PlanFacts) -> list[Check]:
-    return [_seed_method(f), _seed_names(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f), _rehearsal(f)]
+    return [_seed_method(f), _seed_names(f), _app_accounts(f), _write_block(f), _repoint(f), _probe(f), _heartbeat(f),
+            _rehearsal(f)]
 
 
 def unusual_names(f: PlanFacts) -> list[str]:
@@ -139,6 +140,22 @@ def _probe(f: PlanFacts) -> Check:
     status, text, fix = f.probe
     return {"pass": lambda: passed("cutover.probe", text), "warn": lambda: warn("cutover.probe", text, fix),
             "fail": lambda: fail("cutover.probe", text, fix)}[status]()
+
+
+def _heartbeat(f: PlanFacts) -> Check:
+    """Which heartbeat writer is in use: lag is read from it (status, the gates) only while one writes."""
+    found = f.extra.get("heartbeat")
+    if found is None:
+        return skipped("cutover.heartbeat", "source")
+    running, said = found
+    if running is None:
+        return passed("cutover.heartbeat", f"heartbeat: {said}")
+    if running:
+        return passed("cutover.heartbeat", f"heartbeat: {said}; status and the cutover's gates read lag from it")
+    return warn("cutover.heartbeat", f"heartbeat: {said}; until one runs, `migrate status` shows the server's "
+                "figure and the position only (status --watch and the cutover's gates write their own while they "
+                "run)", "run `migrate heartbeat -p PLAYBOOK` beside the state directory, under systemd "
+                "(playbooks/migrate-heartbeat.service) or tmux")
 
 
 def _rehearsal(f: PlanFacts) -> Check:

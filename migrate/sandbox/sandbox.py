@@ -28,6 +28,7 @@ from migrate.sandbox import procs, rds, repoints, sample_data
 from migrate.sandbox.aws import INSTANCE_ID, PARAMETER_GROUP, RECORD, MotoServer
 from migrate.sandbox.haproxy import BACKEND, REHEARSAL_BACKEND, SERVER, HaproxyServer
 from migrate.sandbox.mariadb import MariaDBServer, new_password, write_secret
+from migrate.sandbox.options import REPOINTS, SOURCES, WRITE_BLOCKS, Options  # noqa: F401 - re-exported
 from migrate.sandbox.rds_control import RdsApplier
 from migrate.sandbox.sshd import SshServer
 from migrate.sandbox.tls import make_certificates
@@ -40,36 +41,6 @@ MASTER_USER = "admin"
 TARGET_USER = "root"
 SECRETS = ("source", "target", "repl", "app", "owner", "rdsadmin", "rdsrepl")
 COMPONENTS = ("source", "replica", "target", "ssh", "haproxy", "aws", "rehearsal", "haproxy_rehearsal")
-WRITE_BLOCKS = ("revoke_and_kill", "read_only", "parameter_group")
-REPOINTS = ("haproxy", "command", "ssh_file", "route53")
-SOURCES = ("rds", "self-managed")
-
-
-@dataclass(frozen=True)
-class Options:
-    """How the sandbox's playbook blocks writes and repoints, and what kind of source it migrates from: each
-    wired for real (`migrate sandbox up --write-block M --repoint R --source S`)."""
-
-    write_block: str = "revoke_and_kill"
-    repoint: str = "haproxy"
-    source: str = "rds"
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("write_block", WRITE_BLOCKS), ("repoint", REPOINTS), ("source", SOURCES)):
-            if getattr(self, name) not in allowed:
-                raise BadInput(f"sandbox {name.replace('_', '-')} {getattr(self, name)!r} is not one of "
-                               f"{', '.join(allowed)}")
-        if self.write_block == "parameter_group" and self.source != "rds":
-            raise BadInput("write block parameter_group needs an RDS source (it sets read_only in the instance's "
-                           "parameter group)", hint="use --source rds, or --write-block read_only")
-        if self.write_block == "read_only" and self.source == "rds":
-            raise BadInput("write block read_only needs a self-managed source: RDS's master user cannot set "
-                           "read_only", hint="use --source self-managed, or --write-block parameter_group")
-
-    def as_dict(self) -> dict[str, str]:
-        return {"write_block": self.write_block, "repoint": self.repoint, "source": self.source}
-
-
 @dataclass
 class Sandbox:
     """Where everything of one sandbox lives, from its directory and its manifest of ports."""
@@ -90,7 +61,7 @@ class Sandbox:
         return cls(directory, manifest["ports"], manifest["rows"], Options(**manifest.get("options", {})))
 
     @classmethod
-    def allocate(cls, directory: Path, rows: int, options: Options = Options()) -> Sandbox:
+    def allocate(cls, directory: Path, rows: int, options: Options = Options()) -> Sandbox:  # noqa: B008 - frozen
         ports = {name: procs.free_port() for name in COMPONENTS}
         ports.update(repoints.extra_ports(options, ports))
         return cls(Path(directory).resolve(), ports, rows, options)

@@ -13,11 +13,12 @@ The facts a step keeps (`ctx.facts`) belong to this switch's attempt: a later at
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from migrate.adapters.db import DatabaseError, Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, events, inspector, phase, replication
+from migrate.capabilities import accounts, events, heartbeat, inspector, phase, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.switch import STEP_SLACK_S, Server, Switch
 from migrate.errors import MigrateError, Refused, StepFailed
@@ -97,15 +98,29 @@ class Gates(SwitchStep):
         self._static_checks(old, new)
         sw.repointer.prepare(*sw.new.address)  # e.g. SSH connections opened now, not while writes are blocked
         ctx.checkpoint("accounts, read_only and the probe's endpoint checked; sampling the replica")
+        # The gates write the heartbeat themselves (and stop before the block: nothing may reach the old primary
+        # after its final position); `migrate heartbeat` is paused for the whole switch.
+        writer = (heartbeat.Writer(sw.old.endpoint, sw.heartbeat_s, f"migrate {sw.workflow} gates")
+                  if sw.heartbeat_s else contextlib.nullcontext())
+        with writer:
+            return self._until_stable(ctx, old, new)
+
+    def _until_stable(self, ctx: RunContext, old: Session, new: Session) -> str:
+        sw = self.sw
+        old_id = int(old.value("SELECT @@server_id"))
         deadline = time.monotonic() + sw.stable_for_s + GATE_GRACE_S
         stable_since, worst, samples, why_not, held_since = None, 0.0, 0, "", None
         while True:
             status = replication.read_status(new)
             self._replicating_from_old(status)
             lag = replication.true_lag_s(old, new, sw.max_lag_s)
+            beat = heartbeat.read_lag(old, new, old_id) if sw.heartbeat_s else None
             now = time.monotonic()
             samples += 1
-            if lag is None or (status.seconds_behind or 0) > sw.max_lag_s:
+            if beat is not None and beat.fresh and beat.upper_s > sw.max_lag_s:
+                stable_since, worst = None, 0.0
+                why_not = f"the heartbeat lag ({beat.lag_s:.2f} s +-{beat.error_s:.2f}) went over {sw.max_lag_s:g} s"
+            elif lag is None or (status.seconds_behind or 0) > sw.max_lag_s:
                 stable_since, worst = None, 0.0
                 why_not = f"the lag went over {sw.max_lag_s:g} s"
             else:
@@ -118,9 +133,16 @@ class Gates(SwitchStep):
                     if lag <= min(sw.max_lag_s, LOW_LAG_S * 2 ** (now - held_since)):
                         probe = ("; the probe acknowledged writes through the application endpoint throughout"
                                  if sw.probe_gate else "")
+                        beats = (f", heartbeat lag {beat.lag_s * 1000:.0f} ms (+-{beat.error_s * 1000:.0f})"
+                                 if beat is not None and beat.fresh else "")
+                        ctx.facts["lag_at_gates"] = {  # into the run's report, beside the write downtime
+                            "applied_within_ms": round(lag * 1000, 1), "seconds_behind": status.seconds_behind,
+                            "heartbeat_ms": round(beat.lag_s * 1000, 1) if beat and beat.fresh else None,
+                            "heartbeat_error_ms": round(beat.error_s * 1000, 1) if beat and beat.fresh else None,
+                            "clock_skew_ms": round(beat.clock_skew_s * 1000, 2) if beat else None}
                         return (f"{sw.new.name} replicates from {sw.old.name}, healthy and caught up: {samples} "
                                 f"positions sampled, each applied within {worst * 1000:.0f} ms over "
-                                f"{sw.stable_for_s:g} s, the last within {lag * 1000:.0f} ms{probe}")
+                                f"{sw.stable_for_s:g} s, the last within {lag * 1000:.0f} ms{beats}{probe}")
                     time.sleep(SAMPLE_EVERY_S / 5)
                     continue
                 held_since = None

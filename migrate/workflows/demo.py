@@ -94,7 +94,7 @@ def wait_caught_up(m: Migration, timeout_s: float, say: Callable[[str], None] | 
     began = time.monotonic()
     while time.monotonic() - began < timeout_s:
         if say:
-            now = status.read(m)
+            now = status.read(m, window_s=0.2)
             lag = now.get("lag") or {}
             healthy = (now.get("replication") or {}).get("healthy")
             behind = lag.get("transactions_behind", lag.get("bytes_behind"))

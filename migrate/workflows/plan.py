@@ -10,7 +10,16 @@ from dataclasses import replace
 from typing import Any
 
 from migrate.adapters.db import connect
-from migrate.capabilities import grants, host_inspector, inspector, phase, rds_inspector, replication, report
+from migrate.capabilities import (
+    grants,
+    heartbeat,
+    host_inspector,
+    inspector,
+    phase,
+    rds_inspector,
+    replication,
+    report,
+)
 from migrate.capabilities.inspector import SERVICE_ACCOUNTS
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.replication import SERVICE_TABLES
@@ -76,6 +85,7 @@ def gather(m: Migration) -> PlanFacts:
     return PlanFacts(pb, source, source_error, target, target_error, host, rds, _repoint(m), _probe(m),
                      extra={"source_for_target": f"{host_address}:{host_port}", "rehearsal": _rehearsal(m),
                             "seeded_schemas": _seeded(m), "write_block": _write_block(m) if source else None,
+                            "heartbeat": _try(lambda: _heartbeat(m))[0] if source else None,
                             "target_address": f"{pb.target.host}:{pb.target.port}",
                             "replication_password_length": len(m.replication_password.get_secret_value()),
                             "replication_login": _replication_login(m) if source and source.repl_grants is not None
@@ -170,6 +180,15 @@ def _write_block(m: Migration) -> tuple[bool, str]:
             return True, blocker(m, m.server("source")).check(s)
     except MigrateError as exc:
         return False, exc.message
+
+
+def _heartbeat(m: Migration) -> tuple[bool | None, str]:
+    """(a writer runs?, which); None: none is needed yet (nothing replicates before `migrate start`)."""
+    with m.source(read_only=True) as s:
+        running, said = heartbeat.in_use(s)
+    if not running and phase.read(m.store.load_state()).phase in ("new", "seeding"):
+        return None, f"{said}; start `migrate heartbeat` once `migrate start` is done"
+    return running, said
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

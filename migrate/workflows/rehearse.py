@@ -203,4 +203,4 @@ def _facts(m: Migration, sw: Switch, facts: dict[str, Any], counts: dict[str, An
             "their grants and sessions on the source after the drill": counts,
             "write block timing": facts.get("block_timing"), "drill sessions": facts.get("drill"),
             "rehearsal seed": facts.get("rehearsal_seed"), "final_position": facts.get("final"),
-            "teardown": r.teardown}
+            "teardown": r.teardown, "lag at the gates": facts.get("lag_at_gates")}

@@ -3,9 +3,10 @@ or died), and the replica's health and lag read fresh from the servers, checked 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from migrate.capabilities import phase, replication
+from migrate.capabilities import lag, phase, replication
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.repoint import for_migration
 from migrate.errors import MigrateError
@@ -13,7 +14,15 @@ from migrate.errors import MigrateError
 FOLLOWS_TARGET = ("cut_over", "rolling_back")  # phases in which the source replicates from the target
 
 
-def read(m: Migration) -> dict[str, Any]:
+def read(m: Migration, window_s: float = 1.0) -> dict[str, Any]:
+    """One snapshot; rates measured over `window_s`."""
+    return snapshot(m, None, window_s)[0]
+
+
+def snapshot(m: Migration, previous: lag.Sample | None,
+             window_s: float = 1.0) -> tuple[dict[str, Any], lag.Sample | None]:
+    """One snapshot and its lag sample. Rates are measured against `previous` (status --watch's last sample) or,
+    without it, over `window_s` of this call's own."""
     state = m.store.load_state()
     now = phase.read(state)
     alive = m.store.holder_alive()
@@ -30,13 +39,22 @@ def read(m: Migration) -> dict[str, Any]:
                            "says": phase.sentence(now), "writes_blocked": now.writes_blocked,
                            "next": next_command(now, m.path, alive=bool(alive)), "runs": runs, "lock_holder": holder}
     out["warnings"] = []
+    now_sample = None
     try:
         out["application_endpoint"] = _endpoint_check(m, now, out["warnings"])
         primary, replica = ("target", "source") if now.phase in FOLLOWS_TARGET else ("source", "target")
         with m.server(primary).session() as p, m.server(replica).session() as r:
             status = replication.read_status(r)
+            if status.configured:
+                if previous is None:
+                    previous = lag.sample(p, status)
+                    time.sleep(window_s)
+                    status = replication.read_status(r)
+                now_sample = lag.sample(p, status)
+                out["lag"] = lag.side_by_side(p, r, status, now_sample, previous, rds=m.server(primary).rds)
+            else:
+                out["lag"] = None
             out["replication"] = {"replica": replica, "from": primary, **_status_dict(status)}
-            out["lag"] = replication.measure_lag(p, status).as_dict() if status.configured else None
             out[f"{replica}_read_only"] = None if m.server(replica).rds else bool(r.variable("read_only"))
         if status.configured and not status.healthy:
             out["warnings"].append(not_replicating(now, replica, primary, status))
@@ -46,7 +64,7 @@ def read(m: Migration) -> dict[str, Any]:
                                    + (": there is no way back without it" if direction == "reverse" else ""))
     except MigrateError as exc:
         out["error"] = str(exc)
-    return out
+    return out, now_sample
 
 
 def not_replicating(now: phase.Phase, replica: str, primary: str, st) -> str:
@@ -98,4 +116,7 @@ def _status_dict(st) -> dict[str, Any]:
     return {"configured": st.configured, "io": st.io_state, "sql": "running" if st.sql_running else "stopped",
             "healthy": st.healthy, "seconds_behind": st.seconds_behind, "source": f"{st.source_host}:{st.source_port}"
             if st.configured else None, "last_error": st.last_error, "executed_gtid": st.executed_gtid_set,
-            "applied": f"{st.exec_source_log_file}:{st.exec_source_log_pos}" if st.configured else None}
+            "applied": f"{st.exec_source_log_file}:{st.exec_source_log_pos}" if st.configured else None,
+            "io_error": st.last_io_error or None, "sql_error": st.last_sql_error or None,
+            "relay_log_space_bytes": st.relay_log_space,
+            "hint": replication.hint_for(st) if st.configured and not st.healthy else None}

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from migrate import secrets
-from migrate.capabilities import hooks, phase, prediction, report, write_block
+from migrate.capabilities import heartbeat, hooks, phase, prediction, report, write_block
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.probe import Probe
 from migrate.capabilities.repoint import for_migration
@@ -78,6 +78,7 @@ def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe |
         events=list(m.store.load_state().get("data", {}).get("seed", {}).get("enabled_events", [])),
         probe_gate=probe.gate if probe else None,
         before_hook=(lambda: hooks.run(m, "before_cutover", fatal=True)) if before else None,
+        heartbeat_s=m.pb.heartbeat.interval_s,
         verify_gate=(lambda: verify.require_clean(m)) if forward and c.require_verify else None)
 
 
@@ -98,7 +99,7 @@ def plan(m: Migration, workflow: str) -> list[dict[str, Any]]:
 def run(m: Migration, workflow: str) -> dict[str, Any]:
     """Whatever `migrate cutover` / `migrate rollback` should do now, decided and done under the run lock."""
     try:
-        with m.store.locked(command_line()):
+        with m.store.locked(command_line()), heartbeat.paused(m.pb.run_dir):  # no writer behind the switch's back
             state = m.store.load_state()
             now = phase.read(state)
             action = phase.switch_action(now, workflow, m.path)
@@ -246,4 +247,4 @@ def _facts(m: Migration, sw: Switch, facts: dict[str, Any], where: str) -> dict[
             "seed": {k: v for k, v in data.get("seed", {}).items() if k in ("tool", "file", "pos", "gtid", "seconds")},
             "after the switch": follow if sw.follow_after else
             "none: cutover.reverse_replication is off, the old primary does not follow the new one",
-            "probe_endpoint": sw.app.describe()}
+            "probe_endpoint": sw.app.describe(), "lag at the gates": facts.get("lag_at_gates")}

@@ -41,7 +41,9 @@ import pytest
 
 from migrate.adapters.db import DatabaseError
 from migrate.adapters.haproxy import HaproxyAdmin
-from migrate.capabilities import replication
+from migrate.capabilities import heartbeat, replication
+from migrate.capabilities.migration import Migration
+from migrate.playbook import load
 from migrate.sandbox import sandbox as sandbox_mod
 from migrate.sandbox.haproxy import BACKEND, SERVER
 from migrate.sandbox.sandbox import MASTER_USER, Sandbox
@@ -485,6 +487,48 @@ def test_past_the_point_of_no_return_a_lost_target_stops_the_switch_and_a_rerun_
 
 def _status(net: Net, tmp: Path) -> dict:
     return json.loads(migrate(net, "status", "--json", tmp=tmp).out)
+
+
+def test_a_silent_replication_link_reads_0_on_the_server_while_the_heartbeat_tells_the_true_delay(net, tmp_path):
+    """MySQL bug 82499's lie: the IO thread still says it runs, the SQL thread has applied all it received, so
+    Seconds_Behind_Master reads 0 while the source writes on. The heartbeat (written on the source through
+    migrate's own path) and the position both say how far behind the replica really is."""
+    replicating(net, tmp_path)
+    m = Migration(load(net.playbook))
+    with heartbeat.Writer(m.source_endpoint, 0.5, "test"), Load(net.sb, rate=50):
+        time.sleep(1.5)
+        net.links["replication"].set("stall")
+        stalled = time.monotonic()
+        try:
+            time.sleep(3)  # under slave_net_timeout (5 s): the replica has not noticed
+            with net.sb.source.root() as s, net.sb.target.root() as t:
+                before = time.monotonic()
+                beat = heartbeat.read_lag(s, t, int(s.value("SELECT @@server_id")))
+                after = time.monotonic()
+                status = replication.read_status(t)
+                position = replication.measure_lag(s, status)
+        finally:
+            net.heal()
+    assert status.io_state == "running" and status.sql_running and status.seconds_behind == 0, status
+    assert before - stalled - 0.5 <= beat.lag_s <= after - stalled + 0.5, (beat, before - stalled)
+    assert not position.caught_up and (position.bytes_behind or 0) > 0, position
+    wait_for(lambda: _status(net, tmp_path)["lag"]["caught_up"], 30, "the replica to catch up once healed")
+
+
+def test_the_heartbeat_writer_rides_out_a_lost_source_and_says_so(net, tmp_path):
+    replicating(net, tmp_path)
+    said: list[str] = []
+    m = Migration(load(net.playbook))
+    with heartbeat.Writer(m.source_endpoint, 0.2, "test", on_change=said.append) as writer:
+        wait_for(lambda: writer.written >= 2, 10, "the first writes")
+        net.links["migrate-source"].set("reset")
+        try:
+            wait_for(lambda: writer.failed >= 1, 10, "a write to fail")
+        finally:
+            net.heal()
+        resumed = writer.written
+        wait_for(lambda: writer.written >= resumed + 3, 20, "writes again")
+    assert any(s.startswith("failing on source") for s in said) and said[-1].startswith("writing on source"), said
 
 
 @pytest.mark.parametrize("fault", ["stall", "drop", "reset"])

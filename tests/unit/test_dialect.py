@@ -460,7 +460,7 @@ def test_mysql_57_slave_status_is_normalized():
         source_host="orders-prod.abc.us-east-1.rds.amazonaws.com", source_port=3306,
         source_log_file="mysql-bin-changelog.000210", read_source_log_pos=48_213,
         exec_source_log_file="mysql-bin-changelog.000209", exec_source_log_pos=120_334,
-        retrieved_gtid_set=None, executed_gtid_set=None, using_gtid=False)
+        retrieved_gtid_set=None, executed_gtid_set=None, using_gtid=False, relay_log_space=130_000)
     assert st.healthy and st.io_running and st.last_error is None
 
 
@@ -484,7 +484,7 @@ def test_mariadb_1011_replica_status_is_normalized_with_the_slave_pos_passed_in(
         configured=True, io_state="running", sql_running=True, seconds_behind=0, source_host="127.0.0.1",
         source_port=34711, source_log_file="binlog.000001", read_source_log_pos=2630,
         exec_source_log_file="binlog.000001", exec_source_log_pos=2630, retrieved_gtid_set="0-1-13",
-        executed_gtid_set="0-1-13", using_gtid=True)
+        executed_gtid_set="0-1-13", using_gtid=True, relay_log_space=1053)
     assert st.healthy
     assert d.parse_replica_status(MARIADB1011_REPLICA_STATUS).executed_gtid_set is None
 

@@ -1,0 +1,216 @@
+"""Lag that does not lie, on real servers: the server's Seconds_Behind_Master beside the heartbeat's lag and the
+position's, while the replica is made to fall behind in the ways that fool the server's figure; `migrate
+heartbeat` paused by a switch and moved to the new primary; `status --watch` writing the heartbeat itself.
+(A silent replication link, where the server's figure reads 0, is in test_net_faults: it needs the suite's
+fault proxy.)"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC
+
+import pytest
+
+from migrate.capabilities import heartbeat, replication
+from migrate.runner.store import wall_of
+from tests.helpers import ROOT, run_migrate, wait_for
+from tests.killing import Case, killed_at
+from tests.switching import Load, fast_playbook, journal, phase_of, started_sandbox, to_phase
+
+TRUTH_WITHIN_S = 0.5  # the issue's bound: the heartbeat's lag within 0.5 s of the true delay
+LAG_KEYS = {"seconds_behind", "heartbeat_s", "heartbeat_error_s", "heartbeat", "bytes_behind", "files_behind",
+            "transactions_behind", "apply_bytes_per_s", "source_bytes_per_s", "apply_transactions_per_s",
+            "rate_window_s", "eta_s", "eta_says", "source_position", "applied_position", "caught_up", "retention"}
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with started_sandbox() as made:
+        yield made
+
+
+def spawn(*args: str, out) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "migrate", *args], cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL)
+
+
+def lines_of(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def beating(sb, tmp_path) -> Iterator[tuple]:
+    """`migrate heartbeat` running for the test (its --json lines in a file), stopped by SIGTERM after it."""
+    to_phase(sb, fast_playbook(sb, tmp_path), "replicating")
+    playbook, out = fast_playbook(sb, tmp_path), tmp_path / "heartbeat.jsonl"
+    with out.open("w") as sink:
+        proc = spawn("heartbeat", "-p", str(playbook), "--json", out=sink)
+    try:
+        wait_for(lambda: any("writing on source" in e["heartbeat"] for e in lines_of(out)), 30, "the heartbeat")
+        yield playbook, out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    assert "stopped:" in lines_of(out)[-1]["heartbeat"]
+
+
+def source_id(sb) -> int:
+    with sb.source.root() as s:
+        return int(s.value("SELECT @@server_id"))
+
+
+def lag_now(sb) -> tuple[heartbeat.HeartbeatLag, float, float, int | None]:
+    """The heartbeat's lag, the monotonic times just before and after reading it, the server's own figure."""
+    with sb.source.root() as s, sb.target.root() as t:
+        before = time.monotonic()
+        beat = heartbeat.read_lag(s, t, source_id(sb))
+        after = time.monotonic()
+        return beat, before, after, replication.read_status(t).seconds_behind
+
+
+def caught_up(sb) -> None:
+    def done() -> bool:
+        with sb.source.root() as s, sb.target.root() as t:
+            st = replication.read_status(t)
+            return st.healthy and replication.measure_lag(s, st).caught_up
+    wait_for(done, 60, "the replica to catch up")
+
+
+def test_a_stopped_sql_thread_reads_null_on_the_server_while_the_heartbeat_tells_the_true_delay(sb, beating):
+    playbook, _ = beating
+    with Load(sb, rate=50):
+        with sb.target.root() as t:
+            t.run("STOP SLAVE SQL_THREAD")
+        stopped = time.monotonic()
+        try:
+            time.sleep(3)
+            beat, before, after, server = lag_now(sb)
+            said = json.loads(run_migrate("status", "-p", str(playbook), "--json").stdout)
+            shown = run_migrate("status", "-p", str(playbook)).stdout  # the terminal's view, side by side
+        finally:
+            with sb.target.root() as t:
+                t.run("START SLAVE SQL_THREAD")
+    assert server is None and said["lag"]["seconds_behind"] is None
+    assert before - stopped - TRUTH_WITHIN_S <= beat.lag_s <= after - stopped + TRUTH_WITHIN_S, (beat, before - stopped)
+    lag = said["lag"]
+    assert set(lag) == LAG_KEYS and lag["heartbeat"]["fresh"] and lag["heartbeat_s"] > 3
+    assert lag["bytes_behind"] > 0 and lag["transactions_behind"] > 0 and lag["caught_up"] is False
+    assert lag["apply_bytes_per_s"] == 0 and lag["eta_s"] is None and lag["eta_says"].startswith("not catching up")
+    assert "SQL thread was stopped without an error" in said["replication"]["hint"]
+    flat = " ".join(shown.split())  # the table wraps at the terminal's width
+    for row in ("Seconds_Behind_Master", "heartbeat", "position", "apply rate", "catch-up ETA", "binlog retention"):
+        assert row in flat, shown
+    assert "NULL" in flat and "not catching up" in flat, shown
+    assert abs(lag["heartbeat"]["clock_skew_s"]) < 0.05  # one machine's clock, read twice
+    caught_up(sb)
+
+
+def test_a_long_transaction_on_the_source_leaves_the_heartbeat_at_the_true_delay(sb, beating):
+    """A transaction open for 3 s is written to the binlog at its commit with its statements' start times: the
+    replica applies it at once (true delay ~0) while its events look 3 s old."""
+    with sb.source.root() as s:
+        s.run("CREATE TABLE IF NOT EXISTS shop.long_trx (id INT PRIMARY KEY, v INT NOT NULL)")
+        s.run("DELETE FROM shop.long_trx")
+    caught_up(sb)
+    holder = sb.source.root()
+    try:
+        holder.run("BEGIN")
+        holder.run("INSERT INTO shop.long_trx SELECT seq, seq FROM shop.seq_1_to_2000")
+        time.sleep(3)
+        holder.run("COMMIT")
+    finally:
+        holder.close()
+    seen = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        beat, *_, server = lag_now(sb)
+        seen.append((beat.lag_s, server))
+    assert all(lag is not None and lag <= TRUTH_WITHIN_S for lag, _ in seen), seen
+    with sb.target.root() as t:
+        assert t.value("SELECT COUNT(*) FROM shop.long_trx") == 2000
+
+
+def test_a_switch_pauses_the_heartbeat_which_then_writes_on_the_new_primary(sb, beating, tmp_path):
+    playbook, out = beating
+    cut = json.loads(run_migrate("cutover", "-p", str(playbook), "--yes", "--json").stdout)
+    gates = next(s["message"] for s in cut["report"]["steps"] if s["name"] == "gates")
+    assert "heartbeat lag" in gates, gates  # the gates wrote and read it themselves
+    assert cut["report"]["facts"]["lag at the gates"]["heartbeat_ms"] is not None, cut["report"]["facts"]
+    wait_for(lambda: any("writing on target" in e["heartbeat"] for e in lines_of(out)), 30, "the move to the target")
+    said = [e["heartbeat"] for e in lines_of(out)]
+    paused = said.index("paused: a switch is running")
+    assert any(s.startswith("writing on source") for s in said[:paused]), said
+    assert any(s.startswith("writing on target") for s in said[paused:]), said
+    # Nothing reached the old primary after its writes were blocked (its final position came after).
+    blocked = max(wall_of(e["ts"]) for e in journal(sb) if e.get("step") == "block_writes"
+                  and e["event"] == "step_started")
+    with sb.source.root() as s:
+        last = s.one(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))["ts"]
+    assert last.replace(tzinfo=UTC).timestamp() < blocked
+    with sb.target.root() as t:  # and the reverse replica, the source, reads the target's heartbeat
+        target_id = int(t.value("SELECT @@server_id"))
+    wait_for(lambda: _has_row(sb.source, target_id), 10, "the target's heartbeat on the source")
+    assert phase_of(sb).phase == "cut_over"
+    run_migrate("rollback", "-p", str(playbook), "--yes")
+    wait_for(lambda: lines_of(out)[-1]["heartbeat"].startswith("writing on source"), 30, "the move back")
+
+
+def _has_row(server, server_id: int) -> bool:
+    with server.root() as s:
+        return s.one(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (server_id,)) is not None
+
+
+def test_status_watch_refreshes_every_second_and_writes_the_heartbeat_itself(sb, tmp_path):
+    playbook, out = fast_playbook(sb, tmp_path), tmp_path / "watch.jsonl"
+    to_phase(sb, playbook, "replicating")
+    started = time.time()
+    with out.open("w") as sink:
+        proc = spawn("status", "-p", str(playbook), "--watch", "--json", out=sink)
+    try:
+        wait_for(lambda: len(lines_of(out)) >= 3, 30, "three refreshes")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    snapshots = lines_of(out)
+    assert all(set(s["lag"]) == LAG_KEYS for s in snapshots)
+    assert 0.8 <= snapshots[-1]["lag"]["rate_window_s"] <= 3
+    with sb.source.root() as s:
+        row = s.one(f"SELECT ts, writer FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))
+    assert row["writer"] == "migrate status --watch" and row["ts"].replace(tzinfo=UTC).timestamp() > started
+
+
+def heartbeat_check(playbook) -> dict:
+    result = run_migrate("plan", "-p", str(playbook), "--json")
+    return next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "cutover.heartbeat")
+
+
+def test_plan_says_which_heartbeat_writer_is_in_use_and_warns_when_none_runs(sb, tmp_path):
+    playbook = fast_playbook(sb, tmp_path, estimates={"binlog_sample_s": 0.1})
+    with heartbeat.Writer(sb.source.root_endpoint, 0.5, "a writer of the test's"):
+        time.sleep(1)
+        running = heartbeat_check(playbook)
+    time.sleep(2)  # older than two intervals and the slack: no writer runs
+    stopped = heartbeat_check(playbook)
+    assert running["status"] == "pass" and "`a writer of the test's` writes it every 0.5 s" in running["evidence"]
+    assert stopped["status"] == "warn" and "no writer runs now" in stopped["evidence"]
+    assert "migrate heartbeat -p" in stopped["fix"]
+
+
+def test_a_switch_killed_in_its_middle_keeps_the_heartbeat_paused_until_it_is_finished(sb, beating, tmp_path):
+    """The killed switch's lock dies with it, but its phase says a switch is half done: the writer stays off the
+    old primary (its final position may be taken again) until the rerun finishes."""
+    playbook, out = beating
+    killed_at(sb, playbook, Case("cutover", "block_writes", "middle", "cutover"))
+    wait_for(lambda: "cutting over" in lines_of(out)[-1]["heartbeat"], 10, "the writer to see the half-done switch")
+    with sb.source.root() as s:
+        written = s.one(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))["ts"]
+    time.sleep(1.5)
+    with sb.source.root() as s:
+        assert s.one(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))["ts"] == written
+    run_migrate("cutover", "-p", str(playbook), "--yes")
+    wait_for(lambda: lines_of(out)[-1]["heartbeat"].startswith("writing on target"), 30, "the writer on the target")
+    run_migrate("rollback", "-p", str(playbook), "--yes")
