@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from migrate.adapters.db import DatabaseError, Session, Statement, quote_ident
 from migrate.adapters.dialect import BinlogPosition
@@ -260,6 +261,29 @@ def grants_of(s: Session, account: Account) -> list[str]:
 
 def rds_configuration(s: Session) -> dict[str, str | None]:
     return {r["name"]: r["value"] for r in s.run(s.dialect.show_rds_configuration())}
+
+
+RETENTION_VARIABLES = ("binlog_expire_logs_seconds", "expire_logs_days")
+
+
+def rds_retention_hours(configuration: dict[str, Any] | None) -> int | None:
+    """RDS's `binlog retention hours`; None when unset (RDS then purges binlogs almost at once)."""
+    hours = (configuration or {}).get("binlog retention hours")
+    return None if hours in (None, "", "NULL") else int(hours)
+
+
+def expire_seconds(variables: dict[str, Any]) -> int | None:
+    """How long a self-managed server keeps its binlogs (the newer variable wins); None: they never expire."""
+    return int(variables.get("binlog_expire_logs_seconds") or 0) or \
+        int(float(variables.get("expire_logs_days") or 0) * 86400) or None
+
+
+def binlog_retention_seconds(s: Session, *, rds: bool) -> int | None:
+    """How long the server keeps its binlogs, read the way its kind sets it (see the two functions above)."""
+    if rds:
+        hours = rds_retention_hours(rds_configuration(s))
+        return None if hours is None else hours * 3600
+    return expire_seconds(variables(s, RETENTION_VARIABLES))
 
 
 def binlog_write_rate(s: Session, sample_s: float) -> float:

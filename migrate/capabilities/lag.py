@@ -108,16 +108,9 @@ def retention(primary: Session, *, rds: bool, lag_s: float | None) -> dict[str, 
     """How long the primary keeps its binlogs, against the lag: the replica needs every binlog from the one it
     applies; once the lag exceeds the retention, the primary purges what it still needs and it must be seeded
     again."""
+    unset = "binlog retention hours = NULL: RDS purges binlogs almost at once" if rds else "binlogs never expire"
     try:
-        if rds:
-            hours = inspector.rds_configuration(primary).get("binlog retention hours")
-            seconds = None if hours in (None, "", "NULL") else int(hours) * 3600
-            unset = "binlog retention hours = NULL: RDS purges binlogs almost at once"
-        else:
-            v = inspector.variables(primary, ("binlog_expire_logs_seconds", "expire_logs_days"))
-            seconds = int(v.get("binlog_expire_logs_seconds") or 0) or \
-                int(float(v.get("expire_logs_days") or 0) * 86400) or None
-            unset = "binlogs never expire"
+        seconds = inspector.binlog_retention_seconds(primary, rds=rds)
     except DatabaseError as exc:
         return {"seconds": None, "left_s": None, "says": f"cannot read the retention: {exc}"}
     if seconds is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from migrate.capabilities import inspector
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.checks import Check, fail, listing, on, passed, warn
 from migrate.checks.facts import PlanFacts, SourceFacts
@@ -78,18 +79,17 @@ def binlog_format_check(id: str, fmt: str, said: str, fix: str) -> Check:
 def _retention(s: SourceFacts, rds: bool, est: Estimate) -> Check:
     need_h = est.retention_needed_h
     if rds:
-        hours = (s.rds_configuration or {}).get("binlog retention hours")
+        hours = inspector.rds_retention_hours(s.rds_configuration)
         fix = f"CALL mysql.rds_set_configuration('binlog retention hours', {max(24, need_h)});"
-        if hours in (None, "", "NULL"):
+        if hours is None:
             return fail("source.binlog_retention", "binlog retention hours = NULL: RDS purges binlogs almost at once",
                         fix + " (migrate start sets 24 h when unset; the plan needs at least "
                               f"{need_h} h for seed + catch-up)")
-        if int(hours) < need_h:
+        if hours < need_h:
             return fail("source.binlog_retention", f"binlog retention hours = {hours}, estimated seed + catch-up "
                         f"needs {need_h} h", fix)
         return passed("source.binlog_retention", f"binlog retention hours = {hours} (needs {need_h})")
-    v = s.variables
-    seconds = int(v.get("binlog_expire_logs_seconds") or 0) or int(float(v.get("expire_logs_days") or 0) * 86400)
+    seconds = inspector.expire_seconds(s.variables)
     if seconds and seconds < need_h * 3600:
         return fail("source.binlog_retention", f"binlogs expire after {seconds / 3600:.1f} h, estimated seed + "
                     f"catch-up needs {need_h} h", f"SET GLOBAL binlog_expire_logs_seconds = {max(24, need_h) * 3600};")

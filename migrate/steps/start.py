@@ -55,14 +55,9 @@ class PrepareSource(MigrationStep):
                 f"{TOOL_SCHEMA} with the probe table, INSERT/SELECT on it for the application accounts and the "
                 "probe's account")
 
-    def _retention(self, s: Session) -> int | None:
-        rows = s.run(s.dialect.show_rds_configuration())
-        value = next((r["value"] for r in rows if r["name"] == "binlog retention hours"), None)
-        return int(value) if value not in (None, "", "NULL") else None
-
     def done(self, ctx: RunContext) -> bool:
         with self.m.source() as s:
-            if s.dialect.rds and (self._retention(s) or 0) < MIN_RETENTION_HOURS:
+            if s.dialect.rds and (inspector.rds_retention_hours(inspector.rds_configuration(s)) or 0) < MIN_RETENTION_HOURS:
                 return False
             if not inspector.table_exists(s, TOOL_SCHEMA, probe.PROBE_TABLE):
                 return False
@@ -72,7 +67,7 @@ class PrepareSource(MigrationStep):
         said = []
         with self.m.source() as s:
             if s.dialect.rds:
-                hours = self._retention(s)
+                hours = inspector.rds_retention_hours(inspector.rds_configuration(s))
                 if (hours or 0) < MIN_RETENTION_HOURS:
                     s.run(s.dialect.set_binlog_retention(MIN_RETENTION_HOURS))
                     said.append(f"binlog retention raised from {hours or 'NULL (purge at once)'} to "

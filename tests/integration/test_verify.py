@@ -240,11 +240,37 @@ def test_require_verify_refuses_the_cutover_until_a_clean_verify_then_lets_it_th
     assert "before_cutover hook said no" in passed and "require_verify" not in passed
     last = [e for e in journal(sb) if e.get("workflow") == "cutover"]
     assert any(e["event"] == "step_done" and e["step"] == "gates" for e in last if e["run_id"] == last[-1]["run_id"])
-    assert phase_of(sb).phase == "replicating"
+    assert phase_of(sb).phase in ("replicating", "rolled_back") and phase_of(sb).app_on == "source"
 
     migrate("start", "-p", str(pb))  # checks and repairs: the clean verify is older than it now
     stale = migrate("cutover", "-p", str(pb), "--yes", expect=1).stdout
     assert "began before the last `migrate start`" in stale and f"migrate verify -p {pb}" in stale
+
+
+def test_after_the_cutover_the_source_is_verified_against_the_target_and_its_difference_named(sb, tmp_path):
+    """The roles turn with the cutover: the target is the truth, the source (following it by reverse
+    replication, the rollback's way back) is checked against it, under the application's load on the target."""
+    pb = fast_playbook(sb, tmp_path)
+    with own_table(sb, "verify_after", "(id INT PRIMARY KEY, v VARCHAR(20) NOT NULL) ENGINE=InnoDB",
+                   [(i, f"v{i}") for i in range(1, 501)]):
+        migrate("cutover", "-p", str(pb), "--yes")
+        try:
+            with Load(sb, rate=100) as load:
+                clean = verify(sb, playbook=pb)
+            with sb.source.root() as source:  # the old primary, now a replica: changed behind replication's back
+                source.run("SET SESSION sql_log_bin = 0")
+                source.run("UPDATE shop.verify_after SET v = 'changed' WHERE id = 77")
+            found = verify(sb, "--tables", "shop.verify_after", expect=1, playbook=pb)
+        finally:
+            migrate("rollback", "-p", str(pb), "--yes")
+    assert load.result.acked_order_ids, "the application wrote on the target while verify ran"
+    assert (clean["primary"], clean["replica"]) == ("target", "source") and clean["full"], clean
+    assert clean["clean"] and clean["differences"] == [] and clean["unverified"] == [], clean
+    assert "shop.verify_after" in {t["table"] for t in clean["tables"]}
+    [d] = found["differences"]
+    assert d["table"] == "shop.verify_after" and d["rows"] == [{"key": 77, "kind": "changed"}], d
+    assert d["first_key"] <= 77 <= d["last_key"]
+    assert (found["primary"], found["replica"]) == ("target", "source")
 
 
 def test_verify_pauses_while_the_target_lags_and_goes_on_when_it_catches_up(sb):

@@ -153,3 +153,20 @@ def test_the_rehearsal_check_wants_a_section_a_working_repoint_and_the_backup_to
     broken = {"repoint": (False, "no such socket"), "latest": None}
     assert by_id(cutover.checks(dataclasses.replace(with_section, extra={"rehearsal": broken})))["rehearsal"].status \
         == "fail"
+
+
+def test_binlog_retention_is_read_one_way_for_plan_status_and_start():
+    """One reading of the retention serves the plan's check, status's "left" and start's raise on RDS."""
+    from migrate.capabilities.inspector import expire_seconds, rds_retention_hours
+    assert rds_retention_hours({"binlog retention hours": "NULL"}) is None
+    assert rds_retention_hours(None) is None and rds_retention_hours({"binlog retention hours": "36"}) == 36
+    assert expire_seconds({"binlog_expire_logs_seconds": "0", "expire_logs_days": "0"}) is None
+    assert expire_seconds({"binlog_expire_logs_seconds": "7200", "expire_logs_days": "10"}) == 7200
+    assert expire_seconds({"expire_logs_days": "0.5"}) == 43200
+    f = facts(src_vars={"binlog_expire_logs_seconds": "1800"})
+    est = estimate(f.source.data_bytes, 0.0, f.pb.estimates, 10)
+    short = by_id(source.checks(f, est))["source.binlog_retention"]
+    assert short.status == "fail" and "expire after 0.5 h" in short.evidence, short
+    rds = dataclasses.replace(f, source=dataclasses.replace(f.source, rds_configuration={"binlog retention hours": "NULL"}))
+    rds = dataclasses.replace(rds, pb=parse(VALID))
+    assert by_id(source.checks(rds, est))["source.binlog_retention"].status == "fail"
