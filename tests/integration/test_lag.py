@@ -6,7 +6,11 @@ fault proxy.)"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -181,6 +185,46 @@ def test_status_watch_refreshes_every_second_and_writes_the_heartbeat_itself(sb,
     with sb.source.root() as s:
         row = s.one(f"SELECT ts, writer FROM {heartbeat.TABLE} WHERE server_id = %s", (source_id(sb),))
     assert row["writer"] == "migrate status --watch" and row["ts"].replace(tzinfo=UTC).timestamp() > started
+
+
+def test_status_watch_in_a_terminal_redraws_the_lag_table_every_second_until_ctrl_c(sb, tmp_path):
+    """The live view a DBA watches: drawn in place (rich Live on a real pseudo-terminal), the heartbeat fresh
+    because the view writes it, and Ctrl-C ends it with exit 0 and the terminal's cursor given back."""
+    playbook = fast_playbook(sb, tmp_path)
+    to_phase(sb, playbook, "replicating")
+    screen, terminal = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "200", "LINES": "50"}
+    proc = subprocess.Popen([sys.executable, "-m", "migrate", "status", "-p", str(playbook), "--watch"], cwd=ROOT,
+                            stdin=terminal, stdout=terminal, stderr=terminal, env=env, start_new_session=True)
+    os.close(terminal)
+    drawn = bytearray()
+
+    def read_for(seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            if select.select([screen], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):  # EIO once the program has closed the terminal
+                    drawn.extend(os.read(screen, 65536))
+
+    try:
+        wait_for(lambda: read_for(0.5) or drawn.count(b"catch-up ETA") >= 1, 30, "the first drawing")
+        first = drawn.count(b"catch-up ETA")
+        read_for(3.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        read_for(0.3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(screen)
+    text = drawn.decode(errors="replace")
+    redraws = text.count("catch-up ETA") - first
+    assert 2 <= redraws <= 6, (redraws, text[-3000:])  # about once a second, in 3.5 s
+    assert "\x1b[?25l" in text and text.rstrip().endswith("\x1b[?25h"), "cursor hidden while live, shown after"
+    assert "\x1b[1A" in text or "\x1b[A" in text or "\x1b[2K" in text, "redrawn in place, not scrolled"
+    beat = [line for line in text.splitlines() if "clock skew" in line][-1]
+    assert " s +-" in beat, beat  # fresh: the view wrote it itself
+    assert "replication: target from source" in text and "healthy" in text
 
 
 def heartbeat_check(playbook) -> dict:
