@@ -12,9 +12,13 @@ export DEBIAN_FRONTEND := noninteractive
 demo: deps venv ## a fresh sandbox under a live application: plan, start, status, rehearse, cutover, the summary
 	$(VENV)/bin/migrate --log-level warning demo --dir $(SANDBOX)
 
+# Three workers on two cores: the tests mostly wait on their servers (measured on 2 cores: 857 s with 2 workers,
+# 760 s with 3, the same 798 tests passing).
+TEST_WORKERS ?= 3
+
 test: deps venv ## the whole suite, on real servers the tests start themselves
 	$(VENV)/bin/ruff check migrate tests bench
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-order: deps venv ## the suite serially in reverse order, then on 2 workers shuffled (SEED=n replays a shuffle)
 	MIGRATE_TEST_ORDER=reverse $(VENV)/bin/pytest -n 0

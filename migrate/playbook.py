@@ -230,6 +230,9 @@ class Heartbeat(Model):
     """The heartbeat lag is read from (`migrate heartbeat`, and the writers of status --watch and the switches)."""
 
     interval_s: Annotated[float, Field(ge=0.05, le=60)] = 0.5
+    # `start` installs an event on the source that writes it (its event scheduler must be on): nothing else
+    # needs to run beside the migration. Off: `start` drops the event an earlier run installed.
+    event: bool = False
 
 
 class Estimates(Model):

@@ -121,6 +121,9 @@ def check_start(p: Phase, playbook: str) -> None:
                        f"`migrate {'rollback' if p.workflow == 'cutover' else 'cutover'} -p {playbook}`")
 
 
+READY = {"cutover": ("replicating", "rolled_back"), "rollback": ("cut_over",)}  # where each switch may begin
+
+
 def switch_action(p: Phase, workflow: str, playbook: str) -> str:
     """What `migrate cutover` / `migrate rollback` does in this phase: "run" (a new switch or the resumed one),
     "undo" (the opposite switch died before its point of no return), "already" (nothing to do); or it refuses."""
@@ -134,8 +137,7 @@ def switch_action(p: Phase, workflow: str, playbook: str) -> str:
                           "application, past its point of no return",
                           hint=f"finish it first: `migrate {opposite} -p {playbook}`, then run `migrate {workflow}`")
         return "undo"
-    ready = {"cutover": ("replicating", "rolled_back"), "rollback": ("cut_over",)}[workflow]
-    if p.phase in ready:
+    if p.phase in READY[workflow]:
         return "run"
     done = {"cutover": "cut_over", "rollback": "rolled_back"}[workflow]
     if p.phase == done:

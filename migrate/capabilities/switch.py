@@ -148,6 +148,9 @@ class Switch:
     before_hook: Callable[[], None] | None = None
     heartbeat_s: float | None = None  # the gates write the heartbeat on `old` at this interval (None: they do not)
     verify_gate: Callable[[], None] | None = None  # refuses unless a clean verify allows the switch
+    # heartbeat.event: the source's heartbeat event is stopped on `old` before the block (cutover), started on
+    # `new` at the end (rollback); None: the switch leaves it, and its gates refuse if it runs on `old`
+    heartbeat_event: str | None = None  # stop | start
 
     @property
     def drill(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migrate.capabilities import grants, inspector
+from migrate.capabilities import grants, heartbeat_event, inspector
 from migrate.capabilities.repoint.base import Caution
 from migrate.capabilities.seed import logical
 from migrate.checks import Check, fail, listing, passed, skipped, warn
@@ -147,7 +147,15 @@ def _heartbeat(f: PlanFacts) -> Check:
     found = f.extra.get("heartbeat")
     if found is None:
         return skipped("cutover.heartbeat", "source")
-    running, said = found
+    running, said, event = found
+    if f.pb.heartbeat.event and not event["scheduler_on"]:
+        return fail("cutover.heartbeat", "heartbeat.event is on but the source's event scheduler is off: the event "
+                    "would never run", "RDS: event_scheduler = ON in the DB parameter group; self-managed: SET "
+                    "GLOBAL event_scheduler = ON (and in my.cnf); or heartbeat.event: false and `migrate heartbeat`")
+    if not f.pb.heartbeat.event and event["status"] == "ENABLED":
+        return warn("cutover.heartbeat", f"heartbeat: {said}; {heartbeat_event.FULL_NAME} (installed by an earlier "
+                    "start) runs on the source though heartbeat.event is off: the cutover's gates refuse while it "
+                    "does", "rerun `migrate start -p PLAYBOOK` (it drops the event), or set heartbeat.event: true")
     if running is None:
         return passed("cutover.heartbeat", f"heartbeat: {said}")
     if running:

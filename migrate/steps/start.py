@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from migrate import log
 from migrate.adapters.db import Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, events, inspector, probe, replication
+from migrate.capabilities import accounts, events, heartbeat_event, inspector, probe, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA, Account
 from migrate.capabilities.migration import Migration
 from migrate.capabilities.seed import logical, physical, rds_replica
@@ -506,6 +506,32 @@ class StartReplication(MigrationStep):
                 + (f" ({at})" if t.dialect.is_mariadb else ", by GTID auto-position"))
 
 
+class HeartbeatEvent(MigrationStep):
+    """Last, once the target replicates: the CREATE EVENT reaches it through replication, where the server keeps
+    the event disabled (a dump made after it would carry it enabled: `events_disabled` disables it then)."""
+
+    name = "heartbeat_event"
+    timeout_s = heartbeat_event.STOP_WAIT_S + 30
+
+    def describe(self) -> str:
+        if self.m.pb.heartbeat.event:
+            return (f"install {heartbeat_event.FULL_NAME} on the source: the source writes the heartbeat itself "
+                    f"every {self.m.pb.heartbeat.interval_s:g} s (its event scheduler must be on)")
+        return f"drop {heartbeat_event.FULL_NAME} from the source if an earlier run installed it (heartbeat.event is off)"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.m.source() as s:
+            if self.m.pb.heartbeat.event:
+                return heartbeat_event.installed(s, self.m.pb.heartbeat.interval_s)
+            return heartbeat_event.read(s) is None
+
+    def run(self, ctx: RunContext) -> str:
+        with self.m.source() as s:
+            if self.m.pb.heartbeat.event:
+                return heartbeat_event.install(s, self.m.pb.heartbeat.interval_s)
+            return heartbeat_event.drop(s) or "heartbeat.event is off: no heartbeat event on the source"
+
+
 def steps(m: Migration) -> list[Step]:
     return [PrepareSource(m), ReplicationUser(m), TuneTargetForLoad(m), Seed(m), RestoreTargetSettings(m),
-            CarryAccounts(m), DisableEvents(m), StartReplication(m)]
+            CarryAccounts(m), DisableEvents(m), StartReplication(m), HeartbeatEvent(m)]

@@ -18,7 +18,7 @@ import time
 
 from migrate.adapters.db import DatabaseError, Session, connect, quote_ident
 from migrate.adapters.dialect import BinlogPosition
-from migrate.capabilities import accounts, events, heartbeat, inspector, phase, replication
+from migrate.capabilities import accounts, events, heartbeat, heartbeat_event, inspector, phase, replication
 from migrate.capabilities.inspector import TOOL_SCHEMA
 from migrate.capabilities.switch import STEP_SLACK_S, Server, Switch
 from migrate.errors import MigrateError, Refused, StepFailed
@@ -179,6 +179,11 @@ class Gates(SwitchStep):
         sw = self.sw
         if sw.verify_gate:
             sw.verify_gate()
+        if sw.heartbeat_event != "stop" and not sw.drill and (event := heartbeat_event.read(old)) \
+                and event["status"] == "ENABLED":
+            raise Refused(f"{heartbeat_event.FULL_NAME} runs on {sw.old.name} and this switch would not stop it "
+                          "(heartbeat.event is off): it would write after the block",
+                          hint="set heartbeat.event: true again, or run `migrate start` to drop the event, then retry")
         held = accounts.named(old, sw.app_users, what="application account(s) named in cutover.app_users",
                               where=sw.old.name, fix="fix cutover.app_users in the playbook")
         absent = [str(a) for a in held if not accounts.exists(new, a)]
@@ -590,8 +595,68 @@ class Follow(SwitchStep):
                 + ("" if sw.old.rds else f"; {sw.old.name} read_only"))
 
 
+class StopHeartbeatEvent(SwitchStep):
+    """The source's heartbeat event (heartbeat.event) disabled, and no run of it left in its body, before the block:
+    nothing may reach the old primary after its final position. Undone with the cutover."""
+
+    name = "stop_heartbeat_event"
+    timeout_s = heartbeat_event.STOP_WAIT_S + STEP_SLACK_S
+
+    def describe(self) -> str:
+        return (f"disable {heartbeat_event.FULL_NAME} on {self.sw.old.name} and wait until no run of it is left "
+                "(the gates wrote the heartbeat meanwhile); enabled again only if this switch is undone")
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sw.old.session() as s:
+            return heartbeat_event.stopped(s)
+
+    def run(self, ctx: RunContext) -> str:
+        s = self.sw.old.shared()
+        found = heartbeat_event.read(s)
+        if found is None:
+            return f"no {heartbeat_event.FULL_NAME} on {self.sw.old.name} (run `migrate start` to install it)"
+        if "heartbeat_event_was" not in ctx.facts:  # what undoing puts back, saved before the server changes
+            ctx.facts["heartbeat_event_was"] = found["status"]
+            ctx.save(durable=True)
+        if found["status"] == "ENABLED":
+            heartbeat_event.set_enabled(s, False)
+        ctx.checkpoint(f"{heartbeat_event.FULL_NAME} disabled; waiting for a run of it still in its body")
+        return heartbeat_event.stop(s)
+
+    def rollback(self, ctx: RunContext) -> str | None:
+        if ctx.facts.get("heartbeat_event_was") != "ENABLED":
+            return None
+        with self.sw.old.session() as s:
+            heartbeat_event.set_enabled(s, True)
+        return f"{heartbeat_event.FULL_NAME} enabled again on {self.sw.old.name}"
+
+
+class StartHeartbeatEvent(SwitchStep):
+    """The rollback's last step: the source, primary again, writes its own heartbeat again (heartbeat.event)."""
+
+    name = "start_heartbeat_event"
+    timeout_s = 60.0
+
+    def describe(self) -> str:
+        return f"enable {heartbeat_event.FULL_NAME} on {self.sw.new.name}, the primary again"
+
+    def done(self, ctx: RunContext) -> bool:
+        with self.sw.new.session() as s:
+            found = heartbeat_event.read(s)
+        return found is None or found["status"] == "ENABLED"
+
+    def run(self, ctx: RunContext) -> str:
+        with self.sw.new.session() as s:
+            if heartbeat_event.read(s) is None:
+                return f"no {heartbeat_event.FULL_NAME} on {self.sw.new.name} (run `migrate start` to install it)"
+            heartbeat_event.set_enabled(s, True)
+        return f"{heartbeat_event.FULL_NAME} enabled on {self.sw.new.name}: it writes the heartbeat again"
+
+
 def steps(sw: Switch, *, hook: str | None = None, hook_timeout_s: float = 60.0) -> list[Step]:
     before = [BeforeHook(sw, hook, hook_timeout_s)] if hook else []
+    stop_event = [StopHeartbeatEvent(sw)] if sw.heartbeat_event == "stop" else []
     follow = [Follow(sw)] if sw.follow_after else []
-    return [Gates(sw), *before, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw), OpenWrites(sw),
-            ForgetSource(sw), PostCheck(sw), *follow]
+    start_event = [StartHeartbeatEvent(sw)] if sw.heartbeat_event == "start" else []
+    return [Gates(sw), *before, *stop_event, BlockWrites(sw), FinalPosition(sw), Promote(sw), Repoint(sw),
+            OpenWrites(sw), ForgetSource(sw), PostCheck(sw), *follow, *start_event]

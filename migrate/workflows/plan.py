@@ -13,6 +13,7 @@ from migrate.adapters.db import connect
 from migrate.capabilities import (
     grants,
     heartbeat,
+    heartbeat_event,
     host_inspector,
     inspector,
     phase,
@@ -182,13 +183,18 @@ def _write_block(m: Migration) -> tuple[bool, str]:
         return False, exc.message
 
 
-def _heartbeat(m: Migration) -> tuple[bool | None, str]:
-    """(a writer runs?, which); None: none is needed yet (nothing replicates before `migrate start`)."""
+def _heartbeat(m: Migration) -> tuple[bool | None, str, dict]:
+    """(a writer runs?, which, the source's heartbeat event: `scheduler_on`, `status`); None: none is needed yet
+    (nothing replicates before `migrate start`)."""
     with m.source(read_only=True) as s:
         running, said = heartbeat.in_use(s)
+        found = heartbeat_event.read(s)
+        event = {"scheduler_on": heartbeat_event.scheduler_on(s), "status": found["status"] if found else None}
     if not running and phase.read(m.store.load_state()).phase in ("new", "seeding"):
-        return None, f"{said}; start `migrate heartbeat` once `migrate start` is done"
-    return running, said
+        then = "`migrate start` installs the heartbeat event" if m.pb.heartbeat.event else \
+            "start `migrate heartbeat` once `migrate start` is done"
+        return None, f"{said}; {then}", event
+    return running, said, event
 
 
 def _repoint(m: Migration) -> tuple[bool, str]:

@@ -24,6 +24,7 @@ from migrate.capabilities.repoint import for_migration
 from migrate.capabilities.switch import AppEndpoint, Server, Switch
 from migrate.errors import BadInput, MigrateError, NeedsHuman, Refused
 from migrate.runner import Runner, RunResult
+from migrate.runner.runner import RESUMABLE, STARTED
 from migrate.runner.store import command_line, wall_of
 from migrate.steps import switch as switch_steps
 from migrate.workflows import verify
@@ -79,7 +80,8 @@ def build(m: Migration, workflow: str, *, app_on: str = "source", probe: Probe |
         probe_gate=probe.gate if probe else None,
         before_hook=(lambda: hooks.run(m, "before_cutover", fatal=True)) if before else None,
         heartbeat_s=m.pb.heartbeat.interval_s,
-        verify_gate=(lambda: verify.require_clean(m)) if forward and c.require_verify else None)
+        verify_gate=(lambda: verify.require_clean(m)) if forward and c.require_verify else None,
+        heartbeat_event=("stop" if forward else "start") if m.pb.heartbeat.event else None)
 
 
 def steps(m: Migration, sw: Switch) -> list:
@@ -102,6 +104,8 @@ def run(m: Migration, workflow: str) -> dict[str, Any]:
         with m.store.locked(command_line()), heartbeat.paused(m.pb.run_dir):  # no writer behind the switch's back
             state = m.store.load_state()
             now = phase.read(state)
+            if workflow == "rollback" and now.phase in phase.READY["cutover"] and _changed_before_its_block(state, "cutover"):
+                return _undo(m, "cutover")
             action = phase.switch_action(now, workflow, m.path)
             own_run = state.get("runs", {}).get(workflow, {}).get("status")
             if action == "already":
@@ -206,6 +210,15 @@ def _undo(m: Migration, workflow: str) -> dict[str, Any]:
     summary = (f"the {workflow} that stopped in its middle (run {result.attempt}) was undone: "
                f"{phase.sentence(now)}; report: {data['files']['markdown']}")
     return {"undone": workflow, "report": data, "summary": summary, "report_path": str(json_path)}
+
+
+def _changed_before_its_block(state: dict[str, Any], workflow: str) -> bool:
+    """The last run of `workflow` died or failed after a step before its block changed something (the heartbeat
+    event stopped), with the phase record not yet changed: the opposite command undoes it, as after the block."""
+    run = state.get("runs", {}).get(workflow, {})
+    checks = (switch_steps.Gates.name, switch_steps.BeforeHook.name)
+    return run.get("status") in RESUMABLE and any(
+        name not in checks and step.get("status") in STARTED for name, step in run.get("steps", {}).items())
 
 
 def _refuse_undo_after_repoint(m: Migration, sw: Switch) -> None:

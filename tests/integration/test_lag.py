@@ -17,13 +17,14 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 
-from migrate.capabilities import heartbeat, replication
+from migrate.capabilities import heartbeat, heartbeat_event, replication
 from migrate.runner.store import wall_of
 from tests.helpers import ROOT, run_migrate, wait_for
-from tests.killing import Case, killed_at
+from tests.killing import Case, kill_then_recover, killed_at
 from tests.switching import Load, fast_playbook, journal, phase_of, started_sandbox, to_phase
 
 TRUTH_WITHIN_S = 0.5  # the issue's bound: the heartbeat's lag within 0.5 s of the true delay
@@ -258,3 +259,98 @@ def test_a_switch_killed_in_its_middle_keeps_the_heartbeat_paused_until_it_is_fi
     run_migrate("cutover", "-p", str(playbook), "--yes")
     wait_for(lambda: lines_of(out)[-1]["heartbeat"].startswith("writing on target"), 30, "the writer on the target")
     run_migrate("rollback", "-p", str(playbook), "--yes")
+
+
+def _schedulers(sb, on: bool) -> None:
+    for server in (sb.source, sb.target):
+        with server.root() as r:
+            r.run(f"SET GLOBAL event_scheduler = {'ON' if on else 'OFF'}")
+
+
+def _event_status(server) -> str | None:
+    with server.root() as r:
+        found = heartbeat_event.read(r)
+    return found["status"] if found else None
+
+
+def _last_beat(server, server_id: int):
+    with server.root() as r:
+        row = r.one(f"SELECT ts, writer FROM {heartbeat.TABLE} WHERE server_id = %s", (server_id,))
+    return row and (row["ts"], row["writer"])
+
+
+def _event_writes(sb) -> bool:
+    beat, *_ = lag_now(sb)
+    return beat.fresh and beat.writer == heartbeat_event.WRITER
+
+
+@pytest.fixture
+def event_playbook(sb, tmp_path) -> Iterator[Path]:
+    """A playbook with heartbeat.event on; afterwards the event dropped by a `start` without it and both event
+    schedulers off again, as the module's other tests expect."""
+    playbook = fast_playbook(sb, tmp_path, heartbeat={"event": True}, estimates={"binlog_sample_s": 0.1})
+    to_phase(sb, playbook, "replicating")
+    try:
+        yield playbook
+    finally:
+        to_phase(sb, playbook, "replicating")
+        run_migrate("start", "-p", str(fast_playbook(sb, tmp_path)))
+        _schedulers(sb, False)
+        assert _event_status(sb.source) is None
+
+
+def test_the_source_writes_its_own_heartbeat_by_an_event_that_the_cutover_stops_before_its_block(sb, event_playbook):
+    playbook = event_playbook
+    off = heartbeat_check(playbook)
+    assert off["status"] == "fail" and "event scheduler is off" in off["evidence"], off
+    refused = run_migrate("start", "-p", str(playbook))
+    assert refused.returncode != 0 and "event scheduler is off" in refused.stdout + refused.stderr
+
+    _schedulers(sb, True)  # on the target too: its copy of the event must stay off by itself
+    started = json.loads(run_migrate("start", "-p", str(playbook), "--json").stdout)
+    step = next(s for s in started["steps"] if s["name"] == "heartbeat_event")
+    assert step["status"] == "done" and "created" in step["message"], step
+    again = json.loads(run_migrate("start", "-p", str(playbook), "--json").stdout)
+    assert {s["status"] for s in again["steps"]} == {"skipped"}, again["steps"]
+    wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat on the target")
+    beats = set()
+    for _ in range(8):
+        beats.add(_last_beat(sb.source, source_id(sb))[0])
+        time.sleep(0.25)
+    assert len(beats) >= 3, beats  # twice a second
+    running = heartbeat_check(playbook)
+    assert running["status"] == "pass" and heartbeat_event.WRITER in running["evidence"], running
+    assert _event_status(sb.target) == "SLAVESIDE_DISABLED"
+
+    with Load(sb, rate=100):
+        cut = json.loads(run_migrate("cutover", "-p", str(playbook), "--yes", "--json").stdout)
+    names = [s["name"] for s in cut["report"]["steps"]]
+    assert names.index("stop_heartbeat_event") == names.index("block_writes") - 1, names
+    blocked = max(wall_of(e["ts"]) for e in journal(sb) if e.get("step") == "block_writes"
+                  and e["event"] == "step_started")
+    last, _ = _last_beat(sb.source, source_id(sb))
+    assert last.replace(tzinfo=UTC).timestamp() < blocked, "the event wrote after the block"
+    assert _event_status(sb.source) == "DISABLED" and _event_status(sb.target) == "SLAVESIDE_DISABLED"
+    time.sleep(1.2)
+    assert _last_beat(sb.source, source_id(sb))[0] == last  # nothing runs it on either server
+    assert _last_beat(sb.target, source_id(sb))[0] == last
+
+    back = json.loads(run_migrate("rollback", "-p", str(playbook), "--yes", "--json").stdout)
+    assert back["report"]["steps"][-1]["name"] == "start_heartbeat_event"
+    assert _event_status(sb.source) == "ENABLED"
+    wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat again after the rollback")
+
+
+@pytest.mark.parametrize("then", ["rollback", "cutover"])
+def test_a_cutover_killed_after_disabling_the_event_leaves_it_as_the_switch_ends(sb, event_playbook, then):
+    """Killed with the event disabled and a run of it maybe still in its body: undone, the event writes again;
+    finished, it stays off; either way nothing acknowledged is lost (kill_then_recover)."""
+    _schedulers(sb, True)
+    run_migrate("start", "-p", str(event_playbook))
+    assert _event_status(sb.source) == "ENABLED"
+    kill_then_recover(sb, event_playbook, Case("cutover", "stop_heartbeat_event", "middle", then))
+    if then == "rollback":
+        assert _event_status(sb.source) == "ENABLED"
+        wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat after the undone cutover")
+    else:
+        assert _event_status(sb.source) == "DISABLED" and _event_status(sb.target) == "SLAVESIDE_DISABLED"

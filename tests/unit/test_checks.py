@@ -170,3 +170,22 @@ def test_binlog_retention_is_read_one_way_for_plan_status_and_start():
     rds = dataclasses.replace(f, source=dataclasses.replace(f.source, rds_configuration={"binlog retention hours": "NULL"}))
     rds = dataclasses.replace(rds, pb=parse(VALID))
     assert by_id(source.checks(rds, est))["source.binlog_retention"].status == "fail"
+
+
+def test_the_heartbeat_event_needs_the_source_scheduler_and_one_left_running_without_it_warns():
+    from migrate.checks import cutover as cutover_checks
+
+    def heartbeat_check(event_on: bool, scheduler_on: bool, status: str | None, running: bool = True):
+        f = facts(extra={"heartbeat": (running, "`event _migrate.heartbeat_event` writes it every 0.5 s",
+                                       {"scheduler_on": scheduler_on, "status": status})})
+        if event_on:
+            f = dataclasses.replace(f, pb=f.pb.model_copy(update={"heartbeat": f.pb.heartbeat.model_copy(
+                update={"event": True})}))
+        return by_id(cutover_checks.checks(f))["cutover.heartbeat"]
+
+    off = heartbeat_check(True, False, None, running=False)
+    assert off.status == "fail" and "event scheduler is off" in off.evidence and "event_scheduler = ON" in off.fix
+    assert heartbeat_check(True, True, "ENABLED").status == "pass"
+    left = heartbeat_check(False, True, "ENABLED")
+    assert left.status == "warn" and "heartbeat.event is off" in left.evidence and "migrate start" in left.fix
+    assert heartbeat_check(False, False, "DISABLED").status == "pass"

@@ -43,3 +43,20 @@ def test_without_a_writer_the_heartbeat_says_nothing_rather_than_zero():
 
 def test_a_lag_is_never_negative():
     assert estimate(row(10.0, 10.2), row(9.9, 10.0), skew=0.0, skew_error=0.0).lag_s == 0.0
+
+
+def test_the_source_event_writes_at_the_interval_within_its_once_a_second_schedule():
+    from migrate.capabilities.heartbeat_event import body, cadence
+    assert cadence(0.5) == (1, 2, 0.5) and cadence(2.4) == (2, 1, 2.0)
+    every, writes, apart = cadence(0.3)
+    assert (every, writes) == (1, 3) and apart == pytest.approx(1 / 3)
+    # MySQL and MariaDB alike: literals only (the server id is the source's, also under statement replication)
+    assert body(1234, 0.5) == (
+        "BEGIN\n"
+        "  REPLACE INTO _migrate.heartbeat (server_id, ts, interval_ms, writer) VALUES (1234, UTC_TIMESTAMP(6), 500, "
+        "'event _migrate.heartbeat_event');\n"
+        "  DO SLEEP(0.500000);\n"
+        "  REPLACE INTO _migrate.heartbeat (server_id, ts, interval_ms, writer) VALUES (1234, UTC_TIMESTAMP(6), 500, "
+        "'event _migrate.heartbeat_event');\n"
+        "END")
+    assert "SLEEP" not in body(7, 5) and ", 5000, " in body(7, 5)
