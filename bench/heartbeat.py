@@ -5,7 +5,8 @@ One sandbox: `migrate start` (the target replicates from the source), the target
 a TCP proxy of the suite's own (tests/tcp_proxy.py, on 127.0.0.2) so the link can be silenced, a light
 application load (--tps orders per second through HAProxy), and two heartbeat writers on the source at the
 same interval (0.5 s): `migrate`'s `heartbeat.Writer` (a thread in this process, on the playbook's source
-account) and `pt-heartbeat --update --replace --utc` (its own process, the source's root, table
+account; with --writer event, the source's own event `_migrate.heartbeat_event` instead, as `migrate start`
+installs it with heartbeat.event: true) and `pt-heartbeat --update --replace --utc` (its own process, the source's root, table
 `_migrate.pt_heartbeat`).
 
 Per variant, per injected delay D (--delays) and run (--runs), the replica is made to fall behind at a random
@@ -26,7 +27,7 @@ and for pt-heartbeat, with the signed mean (the bias). The goal (issue 12): `mig
 while Seconds_Behind_Master reads 0 or NULL.
 
     .venv/bin/python bench/heartbeat.py [--runs 3] [--delays 1,2,5,10] [--tps 50] [--rows 2000]
-        [--variants sql_thread_stopped,io_thread_stopped,silent_link]
+        [--variants sql_thread_stopped,io_thread_stopped,silent_link] [--writer thread|event]
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from migrate import log
-from migrate.capabilities import heartbeat, replication
+from migrate.capabilities import heartbeat, heartbeat_event, replication
 from migrate.capabilities.migration import Migration
 from migrate.playbook import load
 from migrate.sandbox import repoints
@@ -215,6 +216,8 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=50, help="the light application load, orders per second")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--writer", choices=("thread", "event"), default="thread",
+                        help="migrate's writer: the Writer thread of `migrate heartbeat`, or the source's event")
     args = parser.parse_args()
     delays = [float(d) for d in args.delays.split(",")]
     variants = args.variants.split(",")
@@ -230,7 +233,12 @@ def main() -> None:
         through_proxy(sb, proxy)
         source, target = stack.enter_context(sb.source.root()), stack.enter_context(sb.target.root())
         source_id = int(source.value("SELECT @@server_id"))
-        stack.enter_context(heartbeat.Writer(m.source_endpoint, INTERVAL_S, "bench/heartbeat.py"))
+        if args.writer == "event":  # the source writes it itself (heartbeat.event), as `migrate start` installs it
+            source.run("SET GLOBAL event_scheduler = ON")
+            with m.source() as own:
+                say(heartbeat_event.install(own, INTERVAL_S))
+        else:
+            stack.enter_context(heartbeat.Writer(m.source_endpoint, INTERVAL_S, "bench/heartbeat.py"))
         updater = subprocess.Popen(pt_args(sb.source, "source", "--update", "--replace", "--create-table",
                                            "--interval", str(INTERVAL_S)), stderr=subprocess.PIPE, text=True)
         stack.callback(lambda: (updater.terminate(), updater.wait(10)))
@@ -253,7 +261,7 @@ def main() -> None:
     migrate_max = errors(samples, "migrate_error_s").get("max")
     sbm_silent = all(s["seconds_behind_master"] in (0, None) for s in samples)
     print(json.dumps({
-        "bench": "heartbeat", "interval_s": INTERVAL_S, "runs": args.runs, "delays_s": delays, "rows": args.rows,
+        "bench": "heartbeat", "writer": args.writer, "interval_s": INTERVAL_S, "runs": args.runs, "delays_s": delays, "rows": args.rows,
         "target_tps": args.tps, "orders_acknowledged": len(acked), "cores": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
