@@ -46,6 +46,10 @@ def probe_writers(source: Session, m: Migration) -> list[Account]:
     return found
 
 
+def _rds_retention_hours(s: Session) -> int | None:
+    return inspector.rds_retention_hours(inspector.rds_configuration(s))
+
+
 class PrepareSource(MigrationStep):
     name = "prepare_source"
     timeout_s = 60.0
@@ -57,7 +61,7 @@ class PrepareSource(MigrationStep):
 
     def done(self, ctx: RunContext) -> bool:
         with self.m.source() as s:
-            if s.dialect.rds and (inspector.rds_retention_hours(inspector.rds_configuration(s)) or 0) < MIN_RETENTION_HOURS:
+            if s.dialect.rds and (_rds_retention_hours(s) or 0) < MIN_RETENTION_HOURS:
                 return False
             if not inspector.table_exists(s, TOOL_SCHEMA, probe.PROBE_TABLE):
                 return False
@@ -67,7 +71,7 @@ class PrepareSource(MigrationStep):
         said = []
         with self.m.source() as s:
             if s.dialect.rds:
-                hours = inspector.rds_retention_hours(inspector.rds_configuration(s))
+                hours = _rds_retention_hours(s)
                 if (hours or 0) < MIN_RETENTION_HOURS:
                     s.run(s.dialect.set_binlog_retention(MIN_RETENTION_HOURS))
                     said.append(f"binlog retention raised from {hours or 'NULL (purge at once)'} to "

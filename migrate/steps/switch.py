@@ -603,8 +603,8 @@ class StopHeartbeatEvent(SwitchStep):
     timeout_s = heartbeat_event.STOP_WAIT_S + STEP_SLACK_S
 
     def describe(self) -> str:
-        return (f"disable {heartbeat_event.FULL_NAME} on {self.sw.old.name} and wait until no run of it is left "
-                "(the gates wrote the heartbeat meanwhile); enabled again only if this switch is undone")
+        return (f"disable {heartbeat_event.FULL_NAME} on {self.sw.old.name} and wait until no run of it is left; "
+                "enabled again only if this switch is undone")
 
     def done(self, ctx: RunContext) -> bool:
         with self.sw.old.session() as s:
