@@ -536,6 +536,7 @@ class HeartbeatEvent(MigrationStep):
             return heartbeat_event.drop(s) or "heartbeat.event is off: no heartbeat event on the source"
 
 
-def steps(m: Migration) -> list[Step]:
+def steps(m: Migration, *, heartbeat_event: bool = True) -> list[Step]:
+    """`heartbeat_event=False`: a rehearsal's seed, which leaves the source's heartbeat event as it is."""
     return [PrepareSource(m), ReplicationUser(m), TuneTargetForLoad(m), Seed(m), RestoreTargetSettings(m),
-            CarryAccounts(m), DisableEvents(m), StartReplication(m), HeartbeatEvent(m)]
+            CarryAccounts(m), DisableEvents(m), StartReplication(m), *([HeartbeatEvent(m)] if heartbeat_event else [])]

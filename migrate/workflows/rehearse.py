@@ -85,7 +85,7 @@ def seed_by_dump(m: Migration) -> str:
     dropped: the seed replaces the schemas it copies)."""
     sub = as_target(m)
     shutil.rmtree(sub.pb.run_dir, ignore_errors=True)
-    result = start.run(sub, allow_nonempty_target=True)
+    result = start.run(sub, allow_nonempty_target=True, rehearsal=True)
     seeded = next((s.message for s in result.steps if s.name == "seed"), "")
     return (f"rehearsal server seeded from the source by `start`'s steps in {result.duration_s:.1f} s "
             f"({seeded}); it replicates from the source, read_only")

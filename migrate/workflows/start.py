@@ -52,9 +52,10 @@ def _replicating(ctx) -> None:
     phase.write(ctx.state, phase.Phase("replicating"), why="migrate start done")
 
 
-def run(m: Migration, *, allow_nonempty_target: bool = False) -> RunResult:
+def run(m: Migration, *, allow_nonempty_target: bool = False, rehearsal: bool = False) -> RunResult:
+    """`rehearsal`: the seed of the rehearsal server, which leaves the source's heartbeat event alone."""
     refuse_impossible(m)
-    runner = Runner(m.store, "start", start_steps.steps(m), rollback_on_failure=False,
+    runner = Runner(m.store, "start", start_steps.steps(m, heartbeat_event=not rehearsal), rollback_on_failure=False,
                     guard=guard(m, allow_nonempty_target), on_done=_replicating,
                     resume_hint="fix the cause, then rerun `migrate start`: it resumes from the step that failed")
     try:

@@ -60,3 +60,14 @@ def test_the_source_event_writes_at_the_interval_within_its_once_a_second_schedu
         "'event _migrate.heartbeat_event');\n"
         "END")
     assert "SLEEP" not in body(7, 5) and ", 5000, " in body(7, 5)
+
+
+def test_a_rehearsals_seed_leaves_the_sources_heartbeat_event_alone():
+    from migrate.capabilities.migration import Migration
+    from migrate.playbook import parse
+    from migrate.steps import start
+    from tests.unit.test_playbook import VALID
+
+    m = Migration(parse(VALID))
+    assert start.steps(m)[-1].name == "heartbeat_event"
+    assert "heartbeat_event" not in [s.name for s in start.steps(m, heartbeat_event=False)]
