@@ -11,6 +11,8 @@ import pytest
 
 from migrate.adapters.db import Session, quote_ident
 from migrate.adapters.dialect import ReplicaStatus, Unsupported
+from migrate.capabilities import heartbeat, heartbeat_event
+from migrate.capabilities.inspector import TOOL_SCHEMA
 from tests.helpers import endpoint_as, open_session
 
 REPL_PASSWORD = "repl-test-pw-1"
@@ -154,3 +156,42 @@ def test_rds_configuration_statements_run_as_the_master_user(master, rds_retenti
     master.run(rds.set_binlog_retention(48))
     rows = {r["name"]: r["value"] for r in master.run(rds.show_rds_configuration())}
     assert rows["binlog retention hours"] == "48"
+
+
+def test_the_heartbeat_event_writes_stops_with_no_run_left_and_stays_off_on_the_replica(replica, pair):
+    """heartbeat_event's SQL for real (MariaDB here, MySQL 8 with the docker backend), as the source's migrate
+    account: installed, it writes about twice a second; on the replica the server keeps it off by itself; stopped,
+    nothing of it writes any more; dropped. The tool's schema goes again if the test made it."""
+    source, target = pair.source, pair.target
+    wait_healthy(target)
+    had_schema = source.value("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                              (TOOL_SCHEMA,))
+    scheduler = pair.source_root.value("SELECT @@global.event_scheduler")
+    server_id = int(source.value("SELECT @@server_id"))
+
+    def last_beat():
+        return source.value(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (server_id,))
+
+    pair.source_root.run("SET GLOBAL event_scheduler = ON")
+    try:
+        assert "created" in heartbeat_event.install(source, 0.5) and heartbeat_event.installed(source, 0.5)
+        assert "unchanged" in heartbeat_event.install(source, 0.5)
+        beats, until = set(), time.monotonic() + 2.6
+        while time.monotonic() < until:
+            beats.add(last_beat())
+            time.sleep(0.05)
+        assert len(beats - {None}) >= 4, beats  # 0.5 s apart
+        deadline = time.monotonic() + 10
+        while heartbeat_event.read(target) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert heartbeat_event.read(target)["status"] in ("SLAVESIDE_DISABLED", "REPLICA_SIDE_DISABLED")
+        assert "no run of it left" in heartbeat_event.stop(source) and heartbeat_event.stopped(source)
+        stopped_at = last_beat()
+        time.sleep(1.2)
+        assert last_beat() == stopped_at and heartbeat_event.read(source)["status"] == "DISABLED"
+        assert heartbeat_event.drop(source) and heartbeat_event.read(source) is None
+    finally:
+        heartbeat_event.drop(source)
+        pair.source_root.run(f"SET GLOBAL event_scheduler = {scheduler}")
+        if not had_schema:  # through replication: the target and the sandbox's replica drop it too
+            source.run(f"DROP DATABASE IF EXISTS {TOOL_SCHEMA}")
