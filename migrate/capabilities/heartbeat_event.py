@@ -36,10 +36,9 @@ def cadence(interval_s: float) -> tuple[int, int, float]:
 
 
 def body(server_id: int, interval_s: float) -> str:
-    every, writes, apart = cadence(interval_s)
-    interval_ms = round((apart if writes > 1 else every) * 1000)
-    write = (f"REPLACE INTO {heartbeat.TABLE} (server_id, ts, interval_ms, writer) VALUES "
-             f"({int(server_id)}, UTC_TIMESTAMP(6), {interval_ms}, {quote_string(WRITER)})")
+    """The event's body: `migrate heartbeat`'s own statement with literals, `writes` times, a SLEEP apart."""
+    _, writes, apart = cadence(interval_s)
+    write = heartbeat.WRITE % (int(server_id), round(apart * 1000), quote_string(WRITER))
     return "BEGIN\n  " + f";\n  DO SLEEP({apart:.6f});\n  ".join([write] * writes) + ";\nEND"
 
 
