@@ -52,3 +52,13 @@ def test_the_variable_is_checked(monkeypatch):
         monkeypatch.setenv(ORDER_VAR, bad)
         with pytest.raises(pytest.UsageError):
             _order()
+
+
+def test_by_default_the_longest_modules_go_first_the_rest_in_collection_order():
+    ordered = [Item(f"tests/integration/{m}.py::t{i}") for m in ("test_a", "test_lag", "test_b", "test_kill_matrix")
+               for i in range(2)]
+    _reorder(ordered, "slow_first", None)
+    assert modules(ordered) == ["tests/integration/test_kill_matrix.py", "tests/integration/test_lag.py",
+                                "tests/integration/test_a.py", "tests/integration/test_b.py"]
+    assert [i.nodeid for i in ordered[:2]] == ["tests/integration/test_kill_matrix.py::t0",
+                                               "tests/integration/test_kill_matrix.py::t1"]
