@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -158,40 +159,69 @@ def test_rds_configuration_statements_run_as_the_master_user(master, rds_retenti
     assert rows["binlog retention hours"] == "48"
 
 
+def _has_schema(session: Session) -> bool:
+    return bool(session.value("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                              (TOOL_SCHEMA,)))
+
+
+@contextmanager
+def heartbeat_table_on_both(pair):
+    """The tool's heartbeat table on the source and, with the source's rows, on the target (out of its binary log):
+    the replica fixture starts from the source's current position, and an earlier test may have made the table on
+    the source only. Whatever this made goes again afterwards."""
+    source, target = pair.source, pair.target_root
+    had = _has_schema(source), _has_schema(target)
+    heartbeat.ensure_table(source)
+    rows = source.run(f"SELECT server_id, ts, interval_ms, writer FROM {heartbeat.TABLE}")
+    target.run("SET SESSION sql_log_bin = 0")
+    try:
+        target.run(f"CREATE DATABASE IF NOT EXISTS {TOOL_SCHEMA}")
+        target.run(heartbeat.CREATE)
+        for r in rows:
+            target.run(f"REPLACE INTO {heartbeat.TABLE} VALUES (%s, %s, %s, %s)",
+                       (r["server_id"], r["ts"], r["interval_ms"], r["writer"]))
+        yield
+    finally:
+        if not had[0]:  # through replication: the target and the sandbox's replica server drop it too
+            source.run(f"DROP DATABASE IF EXISTS {TOOL_SCHEMA}")
+        if not had[1]:
+            target.run(f"DROP DATABASE IF EXISTS {TOOL_SCHEMA}")
+        target.run("SET SESSION sql_log_bin = 1")
+
+
 def test_the_heartbeat_event_writes_stops_with_no_run_left_and_stays_off_on_the_replica(replica, pair):
     """heartbeat_event's SQL for real (MariaDB here, MySQL 8 with the docker backend), as the source's migrate
     account: installed, it writes about twice a second; on the replica the server keeps it off by itself; stopped,
-    nothing of it writes any more; dropped. The tool's schema goes again if the test made it."""
+    nothing of it writes any more; dropped."""
     source, target = pair.source, pair.target
     wait_healthy(target)
-    had_schema = source.value("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
-                              (TOOL_SCHEMA,))
     scheduler = pair.source_root.value("SELECT @@global.event_scheduler")
     server_id = int(source.value("SELECT @@server_id"))
 
     def last_beat():
         return source.value(f"SELECT ts FROM {heartbeat.TABLE} WHERE server_id = %s", (server_id,))
 
-    pair.source_root.run("SET GLOBAL event_scheduler = ON")
-    try:
-        assert "created" in heartbeat_event.install(source, 0.5) and heartbeat_event.installed(source, 0.5)
-        assert "unchanged" in heartbeat_event.install(source, 0.5)
-        beats, until = set(), time.monotonic() + 2.6
-        while time.monotonic() < until:
-            beats.add(last_beat())
-            time.sleep(0.05)
-        assert len(beats - {None}) >= 4, beats  # 0.5 s apart
-        deadline = time.monotonic() + 10
-        while heartbeat_event.read(target) is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert heartbeat_event.read(target)["status"] in ("SLAVESIDE_DISABLED", "REPLICA_SIDE_DISABLED")
-        assert "no run of it left" in heartbeat_event.stop(source) and heartbeat_event.stopped(source)
-        stopped_at = last_beat()
-        time.sleep(1.2)
-        assert last_beat() == stopped_at and heartbeat_event.read(source)["status"] == "DISABLED"
-        assert heartbeat_event.drop(source) and heartbeat_event.read(source) is None
-    finally:
-        heartbeat_event.drop(source)
-        pair.source_root.run(f"SET GLOBAL event_scheduler = {scheduler}")
-        if not had_schema:  # through replication: the target and the sandbox's replica drop it too
-            source.run(f"DROP DATABASE IF EXISTS {TOOL_SCHEMA}")
+    with heartbeat_table_on_both(pair):
+        pair.source_root.run("SET GLOBAL event_scheduler = ON")
+        try:
+            assert "created" in heartbeat_event.install(source, 0.5) and heartbeat_event.installed(source, 0.5)
+            assert "unchanged" in heartbeat_event.install(source, 0.5)
+            beats, until = set(), time.monotonic() + 2.6
+            while time.monotonic() < until:
+                beats.add(last_beat())
+                time.sleep(0.05)
+            assert len(beats - {None}) >= 4, beats  # 0.5 s apart
+            deadline = time.monotonic() + 10
+            while heartbeat_event.read(target) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert (heartbeat_event.read(target) or {}).get("status") in (
+                "SLAVESIDE_DISABLED", "REPLICA_SIDE_DISABLED"), status_of(target)
+            assert "no run of it left" in heartbeat_event.stop(source) and heartbeat_event.stopped(source)
+            stopped_at = last_beat()
+            time.sleep(1.2)
+            assert last_beat() == stopped_at and heartbeat_event.read(source)["status"] == "DISABLED"
+            assert heartbeat_event.drop(source) and heartbeat_event.read(source) is None
+            assert wait_healthy(target).healthy  # it applied all of it
+        finally:
+            heartbeat_event.drop(source)
+            pair.source_root.run(f"SET GLOBAL event_scheduler = {scheduler}")
