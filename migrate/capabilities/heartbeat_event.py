@@ -15,6 +15,7 @@ enables it there (a promotion enables the application's events only: `events.ena
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from migrate.adapters.db import Session, quote_string
 from migrate.capabilities import heartbeat
@@ -112,13 +113,15 @@ def stopped(s: Session) -> bool:
     return found is None or (found["status"] != "ENABLED" and not _running(s, found["definer"]))
 
 
-def stop(s: Session, wait_s: float = STOP_WAIT_S) -> str | None:
-    """Disable the event and wait for a run still in its body to end; None when there is no event."""
+def stop(s: Session, wait_s: float = STOP_WAIT_S, *, disabled: Callable[[], None] = lambda: None) -> str | None:
+    """Disable the event (then call `disabled`) and wait for a run still in its body to end; None when there is
+    no event."""
     found = read(s)
     if found is None:
         return None
     if found["status"] == "ENABLED":
         set_enabled(s, False)
+    disabled()
     deadline = time.monotonic() + wait_s
     while running := _running(s, found["definer"]):
         if time.monotonic() > deadline:

@@ -66,9 +66,9 @@ def gtid_history(s: Session) -> dict[str, str]:
     if not s.dialect.is_mariadb:
         return s.one(s.dialect.gtid_history()) or {}
     try:
-        logs = s.run("SHOW BINARY LOGS")
+        logs = binary_logs(s)
         row = s.one(s.dialect.gtid_history())
-        events = s.run("SHOW BINLOG EVENTS IN %s LIMIT 4", (logs[0]["Log_name"],)) if logs else []
+        events = s.run("SHOW BINLOG EVENTS IN %s LIMIT 4", (logs[0][0],)) if logs else []
     except DatabaseError:  # binary logging off, or no BINLOG MONITOR: other checks say which
         return {}
     oldest = next((str(e["Info"]).strip("[]") for e in events if e["Event_type"] == "Gtid_list"), "")
@@ -286,12 +286,17 @@ def binlog_retention_seconds(s: Session, *, rds: bool) -> int | None:
     return expire_seconds(variables(s, RETENTION_VARIABLES))
 
 
+def binary_logs(s: Session) -> list[tuple[str, int]]:
+    """(file, bytes) of each binary log the server keeps, oldest first (the same statement on MySQL and MariaDB)."""
+    return [(r["Log_name"], int(r["File_size"])) for r in s.run("SHOW BINARY LOGS")]
+
+
 def binlog_write_rate(s: Session, sample_s: float) -> float:
     """Bytes per second the source writes to its binary log, sampled over `sample_s`."""
     import time
 
     def total() -> int:
-        return sum(int(r["File_size"]) for r in s.run("SHOW BINARY LOGS"))
+        return sum(size for _, size in binary_logs(s))
 
     before, t0 = total(), time.monotonic()
     time.sleep(sample_s)

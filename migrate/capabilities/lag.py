@@ -31,9 +31,9 @@ class Sample:
 def _offsets(primary: Session) -> dict[str, int]:
     """Each binlog file's first byte, counted from the oldest binlog the primary keeps."""
     start, out = 0, {}
-    for row in primary.run("SHOW BINARY LOGS"):
-        out[row["Log_name"]] = start
-        start += int(row["File_size"])
+    for name, size in inspector.binary_logs(primary):
+        out[name] = start
+        start += size
     return out
 
 

@@ -618,10 +618,8 @@ class StopHeartbeatEvent(SwitchStep):
         if "heartbeat_event_was" not in ctx.facts:  # what undoing puts back, saved before the server changes
             ctx.facts["heartbeat_event_was"] = found["status"]
             ctx.save(durable=True)
-        if found["status"] == "ENABLED":
-            heartbeat_event.set_enabled(s, False)
-        ctx.checkpoint(f"{heartbeat_event.FULL_NAME} disabled; waiting for a run of it still in its body")
-        return heartbeat_event.stop(s)
+        return heartbeat_event.stop(s, disabled=lambda: ctx.checkpoint(
+            f"{heartbeat_event.FULL_NAME} disabled; waiting for a run of it still in its body"))
 
     def rollback(self, ctx: RunContext) -> str | None:
         if ctx.facts.get("heartbeat_event_was") != "ENABLED":
