@@ -23,7 +23,7 @@ import pytest
 
 from migrate.capabilities import heartbeat, heartbeat_event, replication
 from migrate.runner.store import wall_of
-from tests.helpers import ROOT, run_migrate, wait_for
+from tests.helpers import ROOT, run_migrate, spawn_migrate, wait_for
 from tests.killing import Case, kill_then_recover, killed_at
 from tests.switching import Load, fast_playbook, journal, phase_of, started_sandbox, to_phase
 
@@ -341,16 +341,39 @@ def test_the_source_writes_its_own_heartbeat_by_an_event_that_the_cutover_stops_
     wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat again after the rollback")
 
 
-@pytest.mark.parametrize("then", ["rollback", "cutover"])
-def test_a_cutover_killed_after_disabling_the_event_leaves_it_as_the_switch_ends(sb, event_playbook, then):
-    """Killed with the event disabled and a run of it maybe still in its body: undone, the event writes again;
-    finished, it stays off; either way nothing acknowledged is lost (kill_then_recover)."""
+EVENT_KILLS = [Case("cutover", "stop_heartbeat_event", "middle", "rollback"),  # undone: the event writes again
+               Case("cutover", "stop_heartbeat_event", "middle", "cutover"),  # finished: it stays off
+               Case("rollback", "start_heartbeat_event", "start", "rollback")]  # finished: it writes again
+
+
+@pytest.mark.parametrize("case", EVENT_KILLS, ids=str)
+def test_a_switch_killed_in_a_heartbeat_event_step_leaves_the_event_as_the_switch_ends(sb, event_playbook, case):
+    """Killed with the event disabled and a run of it maybe still in its body, or as the rollback was about to
+    enable it again: the event ends as the switch does, and nothing acknowledged is lost (kill_then_recover)."""
     _schedulers(sb, True)
     run_migrate("start", "-p", str(event_playbook))
     assert _event_status(sb.source) == "ENABLED"
-    kill_then_recover(sb, event_playbook, Case("cutover", "stop_heartbeat_event", "middle", then))
-    if then == "rollback":
+    on = kill_then_recover(sb, event_playbook, case)
+    if on == "source":
         assert _event_status(sb.source) == "ENABLED"
-        wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat after the undone cutover")
+        wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat on the source")
     else:
         assert _event_status(sb.source) == "DISABLED" and _event_status(sb.target) == "SLAVESIDE_DISABLED"
+
+
+def test_a_start_killed_as_it_installs_the_event_installs_it_when_run_again(sb, event_playbook):
+    _schedulers(sb, True)
+    proc = spawn_migrate("start", "-p", str(event_playbook), env={"MIGRATE_TEST_HOLD": "start:heartbeat_event:start"})
+    try:
+        wait_for(lambda: any(e["event"] == "held" and e.get("pid") == proc.pid for e in journal(sb)[-8:]), 60,
+                 "start held at heartbeat_event")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _event_status(sb.source) is None
+    again = json.loads(run_migrate("start", "-p", str(event_playbook), "--json").stdout)
+    assert next(s for s in again["steps"] if s["name"] == "heartbeat_event")["status"] == "done"
+    assert _event_status(sb.source) == "ENABLED"
+    wait_for(lambda: _event_writes(sb), 10, "the event's heartbeat")
